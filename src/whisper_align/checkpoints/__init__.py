@@ -1,0 +1,1 @@
+"""Checkpoint formats: openai .pt, CTranslate2 model.bin, Hugging Face safetensors."""

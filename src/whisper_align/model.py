@@ -1,0 +1,367 @@
+"""Whisper in PyTorch: encoder, decoder with a kv-cache, and the alignment-head buffer.
+
+Parameter names match openai-whisper's ``model.py`` exactly, so a state dict moves between the two unchanged
+(apart from our persistent ``alignment_heads`` buffer, see :meth:`Whisper.set_alignment_heads`).
+
+Attention runs through ``scaled_dot_product_attention``. Alignment needs the cross-attention of a few heads
+only, so the decoder can be asked for the pre-softmax scores (``q·kᵀ``) of chosen heads of chosen layers; those
+are computed separately for just those heads, and decoding can stop after the highest layer that is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .heads import AlignmentHeadsError, decode
+
+
+@dataclass(frozen=True)
+class ModelDimensions:
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+
+@dataclass
+class ModelInfo:
+    """Where a loaded model came from; set by the checkpoint loaders, None for a model built by hand."""
+
+    name: str | None = None  # official name ("tiny.en"), when known
+    path: str | None = None  # the file or folder it was read from
+    format: str = "none"  # "openai", "ctranslate2", "huggingface" or "none"
+    tokenizer_file: str | None = None  # a tokenizer.json that belongs to the model, if it shipped one
+    heads_source: str = "default"  # "checkpoint", "official" or "default"
+
+
+class LayerNorm(nn.LayerNorm):
+    """LayerNorm computed in float32 whatever the input dtype (as openai-whisper does)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.float()).type(x.dtype)
+
+
+class Linear(nn.Linear):
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class Conv1d(nn.Conv1d):
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return super()._conv_forward(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> Tensor:
+    """The encoder's fixed sinusoidal position embedding, shape (length, channels)."""
+    assert channels % 2 == 0
+    log_timescale_increment = np.log(max_timescale) / (channels // 2 - 1)
+    inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2))
+    scaled_time = torch.arange(length)[:, None] * inv_timescales[None, :]
+    return torch.cat([torch.sin(scaled_time), torch.cos(scaled_time)], dim=1)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of past decoder steps (self-attention) and of the audio (cross-attention), per layer.
+
+    ``self_kv[i]`` grows by the new tokens at each call; ``cross_kv[i]`` is computed once per audio.
+    :meth:`reorder` selects batch rows, for beam search.
+    """
+
+    self_kv: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    cross_kv: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+    @property
+    def offset(self) -> int:
+        """Number of tokens already in the cache."""
+        return next(iter(self.self_kv.values()))[0].shape[1] if self.self_kv else 0
+
+    def reorder(self, index: Tensor) -> None:
+        for store in (self.self_kv, self.cross_kv):
+            for layer, (k, v) in store.items():
+                store[layer] = (k[index], v[index])
+
+    def crop(self, length: int) -> None:
+        """Forget every cached token after the first ``length``."""
+        for layer, (k, v) in self.self_kv.items():
+            self.self_kv[layer] = (k[:, :length], v[:, :length])
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.query = Linear(n_state, n_state)
+        self.key = Linear(n_state, n_state, bias=False)
+        self.value = Linear(n_state, n_state)
+        self.out = Linear(n_state, n_state)
+
+    def _split(self, x: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, D/H)
+        return x.view(*x.shape[:2], self.n_head, -1).transpose(1, 2)
+
+    def forward(
+        self,
+        x: Tensor,
+        kv: tuple[Tensor, Tensor] | None = None,
+        mask: Tensor | None = None,
+        qk_heads: list[int] | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attend from ``x`` to keys/values ``kv`` (already projected, shape (B, T, D)); self-attention if None.
+
+        Returns the output and, if ``qk_heads`` is given, the scaled pre-softmax scores of those heads,
+        shape (B, len(qk_heads), T_query, T_key), in float32.
+        """
+        q = self._split(self.query(x))
+        k, v = kv if kv is not None else (self.key(x), self.value(x))
+        k, v = self._split(k), self._split(v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = self.out(out.transpose(1, 2).flatten(2))
+        qk = None
+        if qk_heads:
+            scale = q.shape[-1] ** -0.5
+            qk = (q[:, qk_heads].float() @ k[:, qk_heads].float().transpose(-1, -2)) * scale
+        return out, qk
+
+
+class ResidualAttentionBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int, cross_attention: bool = False):
+        super().__init__()
+        self.attn = MultiHeadAttention(n_state, n_head)
+        self.attn_ln = LayerNorm(n_state)
+        self.cross_attn = MultiHeadAttention(n_state, n_head) if cross_attention else None
+        self.cross_attn_ln = LayerNorm(n_state) if cross_attention else None
+        n_mlp = n_state * 4
+        self.mlp = nn.Sequential(Linear(n_state, n_mlp), nn.GELU(), Linear(n_mlp, n_state))
+        self.mlp_ln = LayerNorm(n_state)
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
+        super().__init__()
+        self.conv1 = Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+        self.conv2 = Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(n_ctx, n_state))
+        self.blocks = nn.ModuleList(ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer))
+        self.ln_post = LayerNorm(n_state)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """mel (B, n_mels, 2·n_ctx) -> audio features (B, n_ctx, n_state)."""
+        x = F.gelu(self.conv1(mel))
+        x = F.gelu(self.conv2(x)).permute(0, 2, 1)
+        if x.shape[1:] != self.positional_embedding.shape:
+            raise ValueError(
+                f"mel of {mel.shape[-1]} frames gives {x.shape[1]} audio positions; this encoder needs "
+                f"{self.positional_embedding.shape[0]} (pad or trim the mel to {2 * self.positional_embedding.shape[0]})"
+            )
+        x = (x + self.positional_embedding).to(x.dtype)
+        for block in self.blocks:
+            x = x + block.attn(block.attn_ln(x))[0]
+            x = x + block.mlp(block.mlp_ln(x))
+        return self.ln_post(x)
+
+
+class TextDecoder(nn.Module):
+    def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
+        super().__init__()
+        self.token_embedding = nn.Embedding(n_vocab, n_state)
+        self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
+        self.blocks = nn.ModuleList(
+            ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
+        )
+        self.ln = LayerNorm(n_state)
+
+    def forward(
+        self,
+        tokens: Tensor,
+        audio_features: Tensor,
+        cache: KVCache | None = None,
+        qk_heads: dict[int, list[int]] | None = None,
+        logits: bool = True,
+    ) -> tuple[Tensor | None, dict[int, Tensor]]:
+        """Run the decoder over ``tokens`` (B, T) attending to ``audio_features`` (B, S, D).
+
+        With a ``cache``, ``tokens`` are the new tokens only and the cache is extended in place.
+        ``qk_heads`` maps layer -> heads whose cross-attention scores to return, as {layer: (B, h, T, S)}.
+        With ``logits=False`` the layers above the highest asked-for layer and the vocabulary projection
+        are skipped (what alignment needs) and the first value returned is None.
+        """
+        qk_heads = qk_heads or {}
+        offset = cache.offset if cache is not None else 0
+        n_new = tokens.shape[-1]
+        if offset + n_new > self.positional_embedding.shape[0]:
+            raise ValueError(
+                f"{offset + n_new} tokens exceed the decoder's context of {self.positional_embedding.shape[0]}"
+            )
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + n_new]
+        x = x.to(audio_features.dtype)
+        # causal mask over [cached tokens, new tokens]; a single new token sees everything
+        mask = None
+        if n_new > 1:
+            mask = torch.ones(n_new, offset + n_new, dtype=torch.bool, device=x.device).tril(diagonal=offset)
+
+        n_layers = len(self.blocks) if logits else (max(qk_heads) + 1 if qk_heads else len(self.blocks))
+        scores: dict[int, Tensor] = {}
+        for i, block in enumerate(self.blocks[:n_layers]):
+            h = block.attn_ln(x)
+            k, v = block.attn.key(h), block.attn.value(h)
+            if cache is not None:
+                if i in cache.self_kv:
+                    past_k, past_v = cache.self_kv[i]
+                    k, v = torch.cat([past_k, k], dim=1), torch.cat([past_v, v], dim=1)
+                cache.self_kv[i] = (k, v)
+            x = x + block.attn(h, kv=(k, v), mask=mask)[0]
+
+            if cache is not None and i in cache.cross_kv:
+                cross_kv = cache.cross_kv[i]
+            else:
+                cross_kv = (block.cross_attn.key(audio_features), block.cross_attn.value(audio_features))
+                if cache is not None:
+                    cache.cross_kv[i] = cross_kv
+            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, qk_heads=qk_heads.get(i))
+            x = x + out
+            if qk is not None:
+                scores[i] = qk
+            x = x + block.mlp(block.mlp_ln(x))
+
+        if not logits:
+            return None, scores
+        x = self.ln(x)
+        return (x @ self.token_embedding.weight.to(x.dtype).T).float(), scores
+
+
+def default_alignment_heads(n_text_layer: int, n_text_head: int) -> Tensor:
+    """Every head of the last half of the decoder layers: openai-whisper's default for unknown models."""
+    heads = torch.zeros(n_text_layer, n_text_head, dtype=torch.bool)
+    heads[n_text_layer // 2 :] = True
+    return heads
+
+
+class Whisper(nn.Module):
+    def __init__(self, dims: ModelDimensions):
+        super().__init__()
+        self.dims = dims
+        self.encoder = AudioEncoder(
+            dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer
+        )
+        self.decoder = TextDecoder(
+            dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer
+        )
+        self.info = ModelInfo()
+        # Persistent, unlike openai-whisper's: the heads travel with the state dict (see the spec).
+        self.register_buffer(
+            "alignment_heads", default_alignment_heads(dims.n_text_layer, dims.n_text_head).to_sparse(), persistent=True
+        )
+
+    # ---- alignment heads -------------------------------------------------------------------------------------
+
+    def set_alignment_heads(self, dump: bytes) -> None:
+        """Set the alignment heads from openai's compact dump: base85 of gzip of a bool (layers, heads) array.
+
+        Exactly the spec's steps (b85decode -> gzip.decompress -> frombuffer(bool) -> reshape -> to_sparse ->
+        persistent buffer), with each step's failure turned into an :class:`AlignmentHeadsError` that says
+        what is wrong and which shape this model has.
+        """
+        mask = decode(dump, self.dims.n_text_layer, self.dims.n_text_head)
+        self._set_heads_mask(torch.from_numpy(mask))
+
+    def set_alignment_head_pairs(self, pairs: list[tuple[int, int]] | list[list[int]]) -> None:
+        """Set the alignment heads from ``[[layer, head], ...]`` (Hugging Face / CTranslate2 form)."""
+        from .heads import pairs_to_mask
+
+        self._set_heads_mask(torch.from_numpy(pairs_to_mask(pairs, self.dims.n_text_layer, self.dims.n_text_head)))
+
+    def _set_heads_mask(self, mask: Tensor) -> None:
+        device = self.alignment_heads.device
+        heads = mask.to(torch.bool).to_sparse()
+        try:
+            heads = heads.to(device)
+        except (RuntimeError, NotImplementedError):
+            pass  # a device without sparse support: the mask stays on the CPU (it is only ever read as indices)
+        self.register_buffer("alignment_heads", heads, persistent=True)
+
+    def alignment_head_pairs(self) -> list[tuple[int, int]]:
+        """The alignment heads as sorted (layer, head) pairs."""
+        dense = self.alignment_heads.to("cpu").to_dense()
+        return [(int(l), int(h)) for l, h in torch.nonzero(dense).tolist()]
+
+    def alignment_heads_by_layer(self) -> dict[int, list[int]]:
+        """{layer: [heads]} for :meth:`TextDecoder.forward`'s ``qk_heads``."""
+        by_layer: dict[int, list[int]] = {}
+        for layer, head in self.alignment_head_pairs():
+            by_layer.setdefault(layer, []).append(head)
+        return by_layer
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001 - torch's signature
+        """Move/cast like any module, but never fail on the sparse heads buffer (e.g. MPS has no sparse bool)."""
+        heads = self._buffers.pop("alignment_heads", None)
+        try:
+            super()._apply(fn, recurse)
+        finally:
+            if heads is not None:
+                try:
+                    heads = fn(heads)
+                except (RuntimeError, NotImplementedError, TypeError):
+                    pass
+                self._buffers["alignment_heads"] = heads
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001,E501
+        """Accept state dicts with or without ``alignment_heads`` (official checkpoints lack it)."""
+        key = prefix + "alignment_heads"
+        loaded = state_dict.pop(key, None)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+        if key in missing_keys:
+            missing_keys.remove(key)
+        if loaded is not None:
+            dense = loaded.to("cpu").to_dense() if loaded.is_sparse else loaded.to("cpu")
+            shape = (self.dims.n_text_layer, self.dims.n_text_head)
+            if tuple(dense.shape) != shape:
+                raise AlignmentHeadsError(
+                    f"the state dict's alignment_heads has shape {tuple(dense.shape)}, but this model's decoder "
+                    f"has {shape[0]} layers x {shape[1]} heads; drop the key or give heads of shape {shape}"
+                )
+            self._set_heads_mask(dense.bool())
+
+    # ---- running the model -----------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.decoder.positional_embedding.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.positional_embedding.dtype
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.n_vocab >= 51865
+
+    @property
+    def num_languages(self) -> int:
+        return self.dims.n_vocab - 51765 - int(self.is_multilingual)
+
+    def embed_audio(self, mel: Tensor) -> Tensor:
+        return self.encoder(mel.to(self.dtype))
+
+    def logits(self, tokens: Tensor, audio_features: Tensor, cache: KVCache | None = None) -> Tensor:
+        return self.decoder(tokens, audio_features, cache=cache)[0]
+
+    def forward(self, mel: Tensor, tokens: Tensor) -> Tensor:
+        return self.logits(tokens, self.embed_audio(mel))
+
+
+__all__ = ["ModelDimensions", "ModelInfo", "Whisper", "KVCache", "default_alignment_heads", "sinusoids"]
