@@ -1,0 +1,336 @@
+"""Forced alignment of a known transcript: every word gets a start, an end and a probability.
+
+The unit of work is a *piece*: a run of text tokens aligned against a region of one 30-second window. A window
+is encoded once; all of its pieces then go through the decoder together as one batch (their cross-attention
+keys and values are computed once and shared), and only the alignment heads' scores come back. Each piece's
+scores are cropped to its own region before the softmax, so pieces in one window never see each other.
+
+- short audio (up to 30 s): one window, one piece;
+- long audio: :func:`align_long` walks the recording window by window, choosing for each window a stretch of the
+  transcript that surely covers it, and commits only the words that end well inside the window (see there);
+- many short clips (``corpus.py``): several clips are packed into one window, one piece each.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .alignment.attention import alignment_matrix
+from .alignment.dtw import dtw
+from .alignment.words import AlignmentConfig, WordTiming, align_words, merge_punctuations, truncate_sentence_marks
+from .audio import (
+    HOP_LENGTH,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    TOKENS_PER_SECOND,
+    is_silent,
+    load_audio,
+    log_mel_spectrogram,
+    pad_or_trim,
+)
+from .errors import AudioError, TranscriptError
+from .model import KVCache, Whisper
+from .tokenizer import Tokenizer, get_tokenizer
+from .types import Result, Segment, Word
+
+WINDOW_POSITIONS = N_FRAMES // 2  # 1500 encoder positions (20 ms each) in a 30 s window
+
+
+@dataclass
+class Piece:
+    """Text tokens to align against positions [first, last) of window ``window``."""
+
+    window: int
+    tokens: list[int]
+    first: int
+    last: int
+
+
+def window_mel(model: Whisper, audio: np.ndarray) -> Tensor:
+    """Log-mel of up to 30 s of audio, padded to the 3000 frames the encoder takes."""
+    mel = log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES), n_mels=model.dims.n_mels)
+    return mel[:, :N_FRAMES]
+
+
+def _head_order(model: Whisper) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
+    """{layer: heads} to ask the decoder for, and for each alignment head its (layer, index in that list)."""
+    by_layer = model.alignment_heads_by_layer()
+    order = [(layer, i) for layer in sorted(by_layer) for i in range(len(by_layer[layer]))]
+    return by_layer, order
+
+
+@torch.inference_mode()
+def run_pieces(
+    model: Whisper,
+    tokenizer: Tokenizer,
+    audio_features: Tensor,
+    pieces: Sequence[Piece],
+    probabilities: bool = True,
+) -> list[tuple[Tensor, list[float]]]:
+    """Decoder pass over ``pieces`` against encoded windows ``audio_features`` (W, S, D).
+
+    Returns, per piece, the alignment heads' scores (heads, tokens, positions of its region) for the rows
+    [sot sequence..., no_timestamps, text..., eot], and the probability of each text token (empty if not asked).
+    """
+    by_layer, order = _head_order(model)
+    prefix = list(tokenizer.sot_sequence_including_notimestamps)
+    results: list[tuple[Tensor, list[float]] | None] = [None] * len(pieces)
+    for w in sorted({p.window for p in pieces}):
+        members = [i for i, p in enumerate(pieces) if p.window == w]
+        seqs = [prefix + pieces[i].tokens + [tokenizer.eot] for i in members]
+        width = max(len(s) for s in seqs)
+        # right-padding is harmless in a causal decoder: earlier positions never see it
+        tokens = torch.tensor([s + [tokenizer.eot] * (width - len(s)) for s in seqs], device=model.device)
+        if width > model.dims.n_text_ctx:
+            raise TranscriptError(
+                f"a stretch of {width} tokens does not fit the decoder's context of {model.dims.n_text_ctx}"
+            )
+        features = audio_features[w : w + 1]
+        cache = KVCache()
+        n_layers = model.dims.n_text_layer if probabilities else max(by_layer) + 1
+        for layer in range(n_layers):  # shared cross-attention keys/values: computed once per window
+            attn = model.decoder.blocks[layer].cross_attn
+            k, v = attn.key(features), attn.value(features)
+            cache.cross_kv[layer] = (k.expand(len(seqs), -1, -1), v.expand(len(seqs), -1, -1))
+        logits, scores = model.decoder(
+            tokens, features.expand(len(seqs), -1, -1), cache=cache, qk_heads=by_layer, logits=probabilities
+        )
+        qk = torch.stack([scores[layer][:, i] for layer, i in order], dim=1)  # (B, heads, T, S)
+        for b, i in enumerate(members):
+            piece, n_text = pieces[i], len(pieces[i].tokens)
+            probs: list[float] = []
+            if logits is not None:
+                text_logits = logits[b, len(prefix) - 1 : len(prefix) - 1 + n_text, : tokenizer.eot]
+                p = text_logits.float().softmax(dim=-1)
+                probs = p[torch.arange(n_text), torch.tensor(piece.tokens)].tolist()
+            results[i] = (qk[b, :, : len(seqs[b]), piece.first : piece.last], probs)
+    return results  # type: ignore[return-value]
+
+
+def words_of_piece(
+    tokenizer: Tokenizer,
+    qk: Tensor,
+    tokens: list[int],
+    probs: list[float],
+    config: AlignmentConfig,
+    time_offset: float,
+) -> list[WordTiming]:
+    """Alignment-head scores of one piece -> timed words (seconds, ``time_offset`` added), punctuation merged.
+
+    Without ``probs`` (probabilities not computed) every word's probability is 0.
+    """
+    matrix = alignment_matrix(qk, qk.shape[-1], config.medfilt_width, config.qk_scale)
+    matrix = matrix[len(tokenizer.sot_sequence) : -1]  # rows: no_timestamps, text tokens
+    words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
+    timings = align_words(
+        matrix.numpy(),
+        words,
+        word_tokens,
+        probs or [0.0] * len(tokens),
+        config,
+        time_offset=time_offset,
+        duration=qk.shape[-1] / TOKENS_PER_SECOND,
+    )
+    if config.conformance:
+        truncate_sentence_marks(timings)  # openai's add_word_timestamps clean-up
+    merge_punctuations(timings, config.prepend_punctuations, config.append_punctuations)
+    return [t for t in timings if t.word]
+
+
+# ---- public API -------------------------------------------------------------------------------------------------
+
+
+def prepare_text(tokenizer: Tokenizer, text: str) -> list[int]:
+    """Tokens of a transcript, as Whisper would have emitted them (leading space, single spaces)."""
+    clean = " ".join(text.split())
+    if not clean:
+        raise TranscriptError("the transcript is empty; give the words spoken in the audio")
+    return tokenizer.encode(" " + clean)
+
+
+def align(
+    model: Whisper,
+    audio: str | np.ndarray | Tensor,
+    text: str,
+    *,
+    language: str | None = None,
+    config: AlignmentConfig | None = None,
+    probabilities: bool = True,
+    progress: bool = False,
+    tokenizer: Tokenizer | None = None,
+) -> Result:
+    """Align ``text`` to ``audio`` and return a :class:`Result` with one segment holding timed words.
+
+    ``audio`` is a path (any format FFmpeg reads), or 16 kHz mono samples. Audio longer than 30 s is aligned
+    window by window (:func:`align_long`). ``config`` picks the mode (``AlignmentConfig(mode="conformance")``
+    reproduces openai-whisper's ``find_alignment``).
+    """
+    config = config or AlignmentConfig()
+    samples = load_audio(audio)
+    if is_silent(samples):
+        warnings.warn("the audio is silent: the word times will be spread arbitrarily", stacklevel=2)
+    tokenizer = tokenizer or get_tokenizer(model, language=language)
+    tokens = prepare_text(tokenizer, text)
+    duration = len(samples) / SAMPLE_RATE
+    if len(samples) <= N_SAMPLES:
+        timings = align_short(model, tokenizer, samples, tokens, config, probabilities)
+    else:
+        timings = align_long(model, tokenizer, samples, tokens, config, probabilities, progress=progress)
+    return make_result(timings, tokens, duration, tokenizer)
+
+
+def check_fits(n_tokens: int, n_positions: int, model: Whisper, tokenizer: Tokenizer) -> None:
+    """Refuse text that cannot fit: more tokens than the decoder holds, or than the audio has positions."""
+    room = model.dims.n_text_ctx - len(tokenizer.sot_sequence_including_notimestamps) - 1
+    if n_tokens > room or n_tokens > n_positions:
+        seconds = n_positions / TOKENS_PER_SECOND
+        raise TranscriptError(
+            f"the transcript has {n_tokens} tokens, more than {seconds:.1f} s of audio can hold "
+            f"(at most {min(room, n_positions)} tokens per 30 s window); check that the text belongs to this audio"
+        )
+
+
+def align_short(
+    model: Whisper,
+    tokenizer: Tokenizer,
+    samples: np.ndarray,
+    tokens: list[int],
+    config: AlignmentConfig,
+    probabilities: bool = True,
+) -> list[WordTiming]:
+    """Align up to 30 s of audio against the whole transcript in one piece."""
+    n_positions = max(1, len(samples) // HOP_LENGTH // 2)
+    check_fits(len(tokens), n_positions, model, tokenizer)
+    with torch.inference_mode():
+        features = model.embed_audio(window_mel(model, samples)[None].to(model.device))
+    ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities)
+    return words_of_piece(tokenizer, qk.float().cpu(), tokens, probs, config, 0.0)
+
+
+def align_long(
+    model: Whisper,
+    tokenizer: Tokenizer,
+    samples: np.ndarray,
+    tokens: list[int],
+    config: AlignmentConfig,
+    probabilities: bool = True,
+    progress: bool = False,
+    commit_margin: float = 6.0,
+    report: Callable[[float], None] | None = None,
+) -> list[WordTiming]:
+    """Align a transcript to audio of any length, 30 s window by 30 s window.
+
+    How the text is split: the words are tokenized once. Each window starts where the first uncommitted word
+    is expected (just before the previous window's first uncommitted word started) and is given the next run
+    of words that *surely* covers it: the words up to 1.5x the window at the speaking rate measured so far
+    (chars per second; the transcript's average to start with), capped by the decoder context. The surplus
+    words are squeezed by DTW into the end of the window, so only words that end at least ``commit_margin``
+    seconds before the window's end are committed (all of them in the last window). Memory holds one window.
+    """
+    from tqdm import tqdm
+
+    duration = len(samples) / SAMPLE_RATE
+    words, word_tokens = tokenizer.split_to_word_tokens(tokens)
+    n_chars = np.array([len(w) for w in words], dtype=float)
+    rate = max(n_chars.sum() / duration, 1.0)  # characters per second
+    room = model.dims.n_text_ctx - len(tokenizer.sot_sequence_including_notimestamps) - 1
+    window_s = N_SAMPLES / SAMPLE_RATE
+
+    committed: list[WordTiming] = []
+    seek = 0.0  # seconds
+    done = 0  # words committed
+    bar = tqdm(total=round(duration), unit="s", disable=not progress, desc="aligning")
+    while done < len(words):
+        start_sample = int(seek * SAMPLE_RATE)
+        chunk = samples[start_sample : start_sample + N_SAMPLES]
+        last_window = start_sample + N_SAMPLES >= len(samples)
+        budget = np.inf if last_window else 1.5 * window_s * rate
+        end, n_tok, chars = done, 0, 0.0
+        while end < len(words) and chars < budget and n_tok + len(word_tokens[end]) <= room:
+            n_tok += len(word_tokens[end])
+            chars += n_chars[end]
+            end += 1
+        if last_window and end < len(words):
+            raise TranscriptError(
+                f"{len(words) - end} words of the transcript are left over for the last {len(chunk) / SAMPLE_RATE:.1f} s "
+                "of audio; check that the text belongs to this audio"
+            )
+        piece_tokens = [t for wt in word_tokens[done:end] for t in wt]
+        n_positions = max(1, len(chunk) // HOP_LENGTH // 2)
+        if last_window:
+            check_fits(len(piece_tokens), n_positions, model, tokenizer)
+        with torch.inference_mode():
+            features = model.embed_audio(window_mel(model, chunk)[None].to(model.device))
+        ((qk, probs),) = run_pieces(
+            model, tokenizer, features, [Piece(0, piece_tokens, 0, n_positions)], probabilities
+        )
+        timings = words_of_piece(tokenizer, qk.float().cpu(), piece_tokens, probs, config, seek)
+        cutoff = seek + len(chunk) / SAMPLE_RATE - (0 if last_window else commit_margin)
+        take = len(timings) if last_window else sum(1 for t in timings if t.end <= cutoff)
+        if take == 0 and not last_window:
+            take = 1 if timings and timings[0].start < cutoff else 0
+        committed.extend(timings[:take])
+        if take:
+            spoken = committed[-1].end - committed[len(committed) - take].start
+            if spoken > 1.0:
+                rate = 0.5 * rate + 0.5 * n_chars[done : done + take].sum() / spoken
+        done += take
+        if done < len(words):
+            next_start = timings[take].start if take < len(timings) else cutoff
+            new_seek = max(seek + 1.0, min(next_start - 0.5, cutoff))
+            if report:
+                report(new_seek)
+            bar.update(round(new_seek) - bar.n)
+            seek = new_seek
+    bar.update(bar.total - bar.n)
+    bar.close()
+    return enforce_monotone(committed, duration)
+
+
+def enforce_monotone(timings: list[WordTiming], duration: float) -> list[WordTiming]:
+    """Clamp times into [0, duration] so that each word ends no earlier than it starts and starts no earlier
+    than the previous word ends."""
+    last = 0.0
+    for t in timings:
+        start = min(max(float(t.start), last), duration)
+        end = min(max(float(t.end), start), duration)
+        t.start, t.end = start, end
+        last = end
+    return timings
+
+
+def make_result(timings: list[WordTiming], tokens: list[int], duration: float, tokenizer: Tokenizer) -> Result:
+    """Timed words -> an openai-style result with one segment (or none if nothing was aligned)."""
+    words = [
+        Word(t.word, round(float(t.start), 3), round(float(t.end), 3), float(t.probability))
+        for t in enforce_monotone(timings, duration)
+        if t.word
+    ]
+    if not words:
+        return Result(text="", segments=[], language=tokenizer.language)
+    text = "".join(w.word for w in words)
+    probs = [w.probability for w in words]
+    segment = Segment(
+        id=0,
+        seek=0,
+        start=words[0].start,
+        end=words[-1].end,
+        text=text,
+        tokens=list(tokens),
+        temperature=0.0,
+        avg_logprob=float(np.mean(np.log(np.clip(probs, 1e-12, 1.0)))),
+        compression_ratio=0.0,
+        no_speech_prob=0.0,
+        words=words,
+    )
+    return Result(text=text, segments=[segment], language=tokenizer.language or "en")
+
+
+__all__ = ["align", "align_short", "align_long", "Piece", "run_pieces", "words_of_piece", "prepare_text"]
