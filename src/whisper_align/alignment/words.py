@@ -1,0 +1,366 @@
+"""From a DTW path through the alignment matrix to word start/end times.
+
+Two modes (see :class:`AlignmentConfig`):
+
+* ``"conformance"`` reproduces openai-whisper: the full DTW path from the first frame to the last, each word
+  starting at the first frame of its first token's row and ending where the next word starts
+  (:func:`words_from_path`), then openai's clean-ups (:func:`truncate_sentence_marks`,
+  :func:`merge_punctuations`).
+* ``"default"`` starts the same way but lets the path begin and end anywhere in time
+  (:func:`~whisper_align.alignment.dtw.dtw_subsequence`) and then trims silence off words
+  (:func:`refine_word_times`), so that a word can end before the next one starts and the first word can start
+  after leading silence.
+
+Rows of the matrix are the decoder *inputs* from the no-timestamps token up to the last text token; row ``k``
+is where the model predicts text token ``k`` (row ``n_text_tokens`` predicts the end of text), which is why a
+word's rows are exactly the positions of its tokens in the text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..errors import TranscriptError
+from .dtw import dtw, dtw_subsequence
+
+TOKENS_PER_SECOND = 50  # encoder positions per second: 16 kHz audio, hop 160, conv stride 2
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+SENTENCE_END_MARKS = ".。!！?？"
+
+
+@dataclass
+class WordTiming:
+    """One word: its text (with its leading space), its tokens, start/end in seconds and mean token probability."""
+
+    word: str
+    tokens: list[int]
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class AlignmentConfig:
+    """Every knob of the tensor-level alignment, in one place so it can be tuned on labelled data.
+
+    ``medfilt_width`` and ``qk_scale`` feed :func:`~whisper_align.alignment.attention.alignment_matrix`.
+    The rest only matter in ``"default"`` mode:
+
+    * ``free_ends``: DTW with a free start and end along time (:func:`dtw_subsequence`) instead of one that
+      must run from the first frame to the last;
+    * ``peak_fraction``: a frame of a word's DTW span counts as "this word is heard here" when the word's
+      attention there is at least this fraction of the way from its typical level (its median over the whole
+      clip) to its peak inside the span;
+    * ``min_pause``: seconds of not-heard frames at the start or end of a word's span needed before they are
+      cut off as silence (shorter dips are ordinary attention wobble, and the word keeps the DTW boundary);
+    * ``min_word_duration``: seconds a trimmed word keeps at least (never more than its DTW span).
+    """
+
+    mode: Literal["default", "conformance"] = "default"
+    medfilt_width: int = 7
+    qk_scale: float = 1.0
+    free_ends: bool = True
+    peak_fraction: float = 0.3
+    min_pause: float = 0.1
+    min_word_duration: float = 0.04
+    prepend_punctuations: str = PREPEND_PUNCTUATIONS
+    append_punctuations: str = APPEND_PUNCTUATIONS
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("default", "conformance"):
+            raise ValueError(f"alignment mode must be 'default' or 'conformance', got {self.mode!r}")
+        if not isinstance(self.medfilt_width, int) or self.medfilt_width < 1 or self.medfilt_width % 2 == 0:
+            raise ValueError(f"medfilt_width must be a positive odd integer, got {self.medfilt_width!r}")
+        if not np.isfinite(self.qk_scale) or self.qk_scale <= 0:
+            raise ValueError(f"qk_scale must be a positive number, got {self.qk_scale!r}")
+        if not 0.0 <= self.peak_fraction <= 1.0:
+            raise ValueError(f"peak_fraction must lie in [0, 1], got {self.peak_fraction!r}")
+        if not self.min_pause >= 0 or not self.min_word_duration >= 0:
+            raise ValueError("min_pause and min_word_duration must be >= 0 seconds")
+
+    @property
+    def conformance(self) -> bool:
+        return self.mode == "conformance"
+
+
+# ---- openai-whisper's behaviour --------------------------------------------------------------------------
+
+
+def _first_frames(text_indices: np.ndarray, time_indices: np.ndarray) -> np.ndarray:
+    """The frame at which the path first reaches each row (the path visits every row, in order)."""
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    return time_indices[jumps]
+
+
+def _check_path(text_indices: np.ndarray, time_indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    text_indices, time_indices = np.asarray(text_indices), np.asarray(time_indices)
+    if text_indices.ndim != 1 or text_indices.shape != time_indices.shape or len(text_indices) == 0:
+        raise ValueError("text_indices and time_indices must be non-empty 1-D arrays of equal length (a DTW path)")
+    steps = np.diff(text_indices)
+    if text_indices[0] != 0 or ((steps != 0) & (steps != 1)).any() or (np.diff(time_indices) < 0).any():
+        raise ValueError("the path must start at token row 0 and step through the rows one at a time, monotonically")
+    return text_indices, time_indices
+
+
+def words_from_path(
+    words: Sequence[str],
+    word_tokens: Sequence[Sequence[int]],
+    text_indices: np.ndarray,
+    time_indices: np.ndarray,
+    token_probs: Sequence[float],
+    time_offset: float = 0.0,
+    tokens_per_second: float = TOKENS_PER_SECOND,
+) -> list[WordTiming]:
+    """Word times from a DTW path, exactly as openai-whisper's ``find_alignment`` computes them.
+
+    ``words``/``word_tokens`` are the tokenizer's split of ``text_tokens + [eot]`` *including* its last entry
+    (the end-of-text "word"), as openai splits it; that entry only marks where the last word ends and is
+    dropped. ``token_probs[k]`` is the probability of text token ``k``. A word starts at the frame where the
+    path first reaches its first token's row and ends where the next word (or the end of text) starts.
+    """
+    if len(words) != len(word_tokens):
+        raise ValueError(f"{len(words)} words but {len(word_tokens)} token lists; give one token list per word")
+    if len(word_tokens) <= 1:
+        return []  # the end-of-text word only
+    text_indices, time_indices = _check_path(text_indices, time_indices)
+    n_rows = int(text_indices[-1]) + 1
+    n_tokens = sum(len(t) for t in word_tokens)
+    if n_rows != n_tokens:
+        raise ValueError(
+            f"the path has {n_rows} token rows but the words hold {n_tokens} tokens (text + end of text); "
+            "the matrix rows must run from the no-timestamps token to the last text token"
+        )
+    boundaries = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    if len(token_probs) < boundaries[-1]:
+        raise ValueError(f"{len(token_probs)} token probabilities for {boundaries[-1]} text tokens")
+    jump_times = _first_frames(text_indices, time_indices) / tokens_per_second
+    probs = list(token_probs)
+    return [
+        WordTiming(
+            word=words[k],
+            tokens=list(word_tokens[k]),
+            start=float(time_offset + jump_times[boundaries[k]]),
+            end=float(time_offset + jump_times[boundaries[k + 1]]),
+            probability=float(np.mean(probs[boundaries[k] : boundaries[k + 1]])),
+        )
+        for k in range(len(boundaries) - 1)
+    ]
+
+
+def truncate_sentence_marks(words: list[WordTiming]) -> tuple[float, float]:
+    """openai's ``add_word_timestamps`` hack, in place: no word next to a sentence end is over twice the median.
+
+    A sentence mark ('.', '?', ...) longer than ``max_duration`` is cut to end ``max_duration`` after its
+    start; a word right after one is cut to start ``max_duration`` before its end. Returns
+    ``(median_duration, max_duration)`` (the median of the non-zero durations, capped at 0.7 s, and twice
+    that), which openai's segment-level clean-ups use as well. Run it before :func:`merge_punctuations`.
+    """
+    durations = np.array([w.end - w.start for w in words])
+    durations = durations[durations.nonzero()]
+    median_duration = min(0.7, float(np.median(durations))) if len(durations) > 0 else 0.0
+    max_duration = median_duration * 2
+    if len(durations) > 0:
+        for i in range(1, len(words)):
+            if words[i].end - words[i].start > max_duration:
+                if words[i].word in SENTENCE_END_MARKS:
+                    words[i].end = words[i].start + max_duration
+                elif words[i - 1].word in SENTENCE_END_MARKS:
+                    words[i].start = words[i].end - max_duration
+    return median_duration, max_duration
+
+
+def merge_punctuations(
+    words: list[WordTiming], prepended: str = PREPEND_PUNCTUATIONS, appended: str = APPEND_PUNCTUATIONS
+) -> list[WordTiming]:
+    """Glue punctuation onto its word, in place, as openai-whisper does; returns ``words``.
+
+    Walking backwards, a word that is a space plus an opening mark (``' "'``, ``' ('``) is prepended to the
+    next non-emptied word. Walking forwards, a closing mark (``'.'``, ``','``) is appended to the previous
+    word unless that word ends with a space. A merged-away entry is left with ``word == ""`` and no tokens
+    (its times are meaningless); the receiving word keeps its own times. Callers usually drop empty entries.
+    """
+    target = len(words) - 1
+    for i in range(len(words) - 2, -1, -1):
+        current = words[i]
+        if current.word.startswith(" ") and current.word.strip() in prepended:
+            receiver = words[target]
+            receiver.word = current.word + receiver.word
+            receiver.tokens = current.tokens + receiver.tokens
+            current.word, current.tokens = "", []
+        else:
+            target = i
+
+    target = 0
+    for j in range(1, len(words)):
+        current, receiver = words[j], words[target]
+        if not receiver.word.endswith(" ") and current.word in appended:
+            receiver.word = receiver.word + current.word
+            receiver.tokens = receiver.tokens + current.tokens
+            current.word, current.tokens = "", []
+        else:
+            target = j
+    return words
+
+
+# ---- the default mode's refinement -----------------------------------------------------------------------
+
+
+def refine_word_times(
+    words: Sequence[WordTiming],
+    matrix: np.ndarray,
+    text_indices: np.ndarray,
+    time_indices: np.ndarray,
+    config: AlignmentConfig = AlignmentConfig(),
+    *,
+    time_offset: float = 0.0,
+    duration: float | None = None,
+    tokens_per_second: float = TOKENS_PER_SECOND,
+) -> list[WordTiming]:
+    """Trim silence off the DTW word spans: new :class:`WordTiming` copies with refined start/end.
+
+    The DTW path hands every frame to some token, so pauses (and leading/trailing silence) end up inside
+    words: a word "ends" only when the next one starts. Here each word's span ``[s, e)`` (frames, from the
+    path, as in :func:`words_from_path`) is examined through the word's own attention: ``a(t)``, the maximum
+    of ``matrix`` over the word's token rows. The word is *heard* at frame ``t`` of its span when
+    ``a(t) >= base + peak_fraction * (peak - base)``, where ``peak`` is the largest ``a`` inside the span and
+    ``base`` the median of ``a`` over the whole clip (its level where it is not being said). A run of
+    not-heard frames at the end of the span that lasts at least ``min_pause`` is cut off (the word ends
+    before the next starts, leaving a gap); likewise at the start (a word after a pause, or the first word
+    after leading silence, starts later). Shorter runs are kept, so words in fluent speech still touch.
+    A trimmed word keeps at least ``min_word_duration`` of its span.
+
+    The result is monotone (each start >= the previous end), each ``end >= start``, all times finite and
+    inside ``[time_offset, time_offset + duration]`` (``duration`` defaults to the matrix's length in time).
+    ``words`` are as :func:`words_from_path` returned them, before :func:`merge_punctuations`.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] == 0:
+        raise ValueError(f"the alignment matrix must be 2-D (tokens, frames), got shape {matrix.shape}")
+    text_indices, time_indices = _check_path(text_indices, time_indices)
+    n_frames = matrix.shape[1]
+    if duration is None:
+        duration = n_frames / tokens_per_second
+    if not np.isfinite(duration) or duration < 0:
+        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
+    boundaries = np.pad(np.cumsum([len(w.tokens) for w in words]), (1, 0))
+    first = _first_frames(text_indices, time_indices)
+    if len(first) <= boundaries[-1] or len(first) > matrix.shape[0]:
+        raise ValueError(
+            f"the words hold {boundaries[-1]} tokens, the path {len(first)} rows and the matrix "
+            f"{matrix.shape[0]}; they must come from the same alignment (rows = tokens + 1)"
+        )
+    min_pause = int(round(config.min_pause * tokens_per_second))
+    min_len = max(1, int(round(config.min_word_duration * tokens_per_second)))
+    # silence scores nothing: non-finite entries never count as heard
+    scores = np.where(np.isfinite(matrix), matrix, -np.inf)
+
+    refined = []
+    for k, word in enumerate(words):
+        s, e = int(first[boundaries[k]]), int(first[boundaries[k + 1]])
+        rows = slice(int(boundaries[k]), int(boundaries[k + 1]))
+        if e > s and boundaries[k + 1] > boundaries[k]:
+            s, e = _trim_span(scores[rows].max(axis=0), s, e, config.peak_fraction, min_pause, min_len)
+        refined.append(dataclasses.replace(word, tokens=list(word.tokens), start=s, end=e))
+
+    previous_end = 0.0
+    for word in refined:  # frames -> seconds, clipped, monotone
+        start = min(max(word.start / tokens_per_second, previous_end), duration)
+        end = min(max(word.end / tokens_per_second, start), duration)
+        word.start, word.end = float(time_offset + start), float(time_offset + end)
+        previous_end = end
+    return refined
+
+
+def _trim_span(
+    activation: np.ndarray, s: int, e: int, fraction: float, min_pause: int, min_len: int
+) -> tuple[int, int]:
+    """The sub-span of frames [s, e) where ``activation`` says the word is heard (see refine_word_times)."""
+    inside = activation[s:e]
+    finite = activation[np.isfinite(activation)]
+    peak = inside.max()
+    if len(finite) == 0 or not np.isfinite(peak):
+        return s, e
+    base = float(np.median(finite))
+    if peak <= base:
+        return s, e  # no clear peak: nothing to go on
+    heard = np.flatnonzero(inside >= base + fraction * (peak - base))
+    lead, trail = int(heard[0]), len(inside) - 1 - int(heard[-1])
+    new_s = s + lead if lead >= max(min_pause, 1) else s
+    new_e = e - trail if trail >= max(min_pause, 1) else e
+    if new_e - new_s < min_len:  # too short after trimming: grow back towards the DTW span, ends first
+        new_e = min(e, new_s + min_len)
+        new_s = max(s, new_e - min_len)
+    return new_s, new_e
+
+
+# ---- the whole tensor-level step -------------------------------------------------------------------------
+
+
+def align_words(
+    matrix: np.ndarray,
+    words: Sequence[str],
+    word_tokens: Sequence[Sequence[int]],
+    token_probs: Sequence[float],
+    config: AlignmentConfig = AlignmentConfig(),
+    *,
+    time_offset: float = 0.0,
+    duration: float | None = None,
+    tokens_per_second: float = TOKENS_PER_SECOND,
+) -> list[WordTiming]:
+    """DTW through ``matrix`` and word times, per ``config.mode``; punctuation is *not* merged yet.
+
+    ``matrix`` is the alignment matrix's rows from the no-timestamps token to the last text token (openai's
+    ``matrix[len(sot_sequence):-1]``), as a numpy array or CPU tensor; ``words``/``word_tokens`` the split of
+    ``text_tokens + [eot]`` (see :func:`words_from_path`). In conformance mode this is openai's
+    ``find_alignment`` tail; follow it with :func:`truncate_sentence_marks` and :func:`merge_punctuations`
+    for ``add_word_timestamps``' clean-ups. In default mode the path has free ends and the words are refined
+    by :func:`refine_word_times`.
+    """
+    if len(word_tokens) <= 1:
+        return []
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] == 0:
+        raise ValueError(f"the alignment matrix must be 2-D (tokens, frames) and non-empty, got {matrix.shape}")
+    n_tokens = sum(len(t) for t in word_tokens)
+    if matrix.shape[0] != n_tokens:
+        raise TranscriptError(
+            f"the alignment matrix has {matrix.shape[0]} token rows but the words hold {n_tokens} tokens "
+            "(text + end of text); pass the rows from the no-timestamps token to the last text token"
+        )
+    free = config.free_ends and not config.conformance
+    text_indices, time_indices = (dtw_subsequence if free else dtw)(-matrix)
+    timings = words_from_path(words, word_tokens, text_indices, time_indices, token_probs, 0.0, tokens_per_second)
+    if config.conformance:
+        for w in timings:
+            w.start, w.end = w.start + time_offset, w.end + time_offset
+        return timings
+    return refine_word_times(
+        timings,
+        matrix,
+        text_indices,
+        time_indices,
+        config,
+        time_offset=time_offset,
+        duration=duration,
+        tokens_per_second=tokens_per_second,
+    )
+
+
+__all__ = [
+    "WordTiming",
+    "AlignmentConfig",
+    "words_from_path",
+    "truncate_sentence_marks",
+    "merge_punctuations",
+    "refine_word_times",
+    "align_words",
+    "TOKENS_PER_SECOND",
+    "PREPEND_PUNCTUATIONS",
+    "APPEND_PUNCTUATIONS",
+]
