@@ -243,7 +243,8 @@ class TextDecoder(nn.Module):
 
 def default_alignment_heads(n_text_layer: int, n_text_head: int) -> Tensor:
     """Every head of the last half of the decoder layers: openai-whisper's default for unknown models."""
-    heads = torch.zeros(n_text_layer, n_text_head, dtype=torch.bool)
+    # on the CPU even inside a `with torch.device("meta")` block (sparse tensors have no meta kernel)
+    heads = torch.zeros(n_text_layer, n_text_head, dtype=torch.bool, device="cpu")
     heads[n_text_layer // 2 :] = True
     return heads
 

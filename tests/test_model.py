@@ -1,0 +1,282 @@
+"""The Whisper module: the persistent alignment-heads buffer, the kv-cache, and the cross-attention scores.
+
+Small random-weight models; openai-whisper's own Whisper is the reference for the forward pass.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import dataclasses
+import gzip
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from whisper_align.heads import AlignmentHeadsError
+from whisper_align.model import KVCache, ModelDimensions, Whisper
+
+DIMS = ModelDimensions(
+    n_mels=8,
+    n_audio_ctx=10,
+    n_audio_state=32,
+    n_audio_head=4,
+    n_audio_layer=2,
+    n_vocab=60,
+    n_text_ctx=16,
+    n_text_state=32,
+    n_text_head=4,
+    n_text_layer=4,
+)
+
+
+def make_model(seed: int = 0) -> Whisper:
+    torch.manual_seed(seed)
+    model = Whisper(DIMS).eval()
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(std=0.1)  # created empty, as in openai-whisper
+        for name, p in model.named_parameters():  # LayerNorms start at 1/0; randomise them so every weight matters
+            if "ln" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+def dense(model: Whisper) -> torch.Tensor:
+    return model.alignment_heads.to("cpu").to_dense()
+
+
+def openai_dump(mask: np.ndarray) -> bytes:
+    return base64.b85encode(gzip.compress(mask.astype(bool).tobytes()))
+
+
+CUSTOM = np.zeros((DIMS.n_text_layer, DIMS.n_text_head), dtype=bool)
+CUSTOM[1, 2] = CUSTOM[2, 0] = CUSTOM[3, 3] = True
+
+
+@pytest.fixture(scope="module")
+def model() -> Whisper:
+    return make_model()
+
+
+@pytest.fixture(scope="module")
+def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    mel = torch.randn(2, DIMS.n_mels, 2 * DIMS.n_audio_ctx, generator=g)
+    tokens = torch.randint(0, DIMS.n_vocab, (2, 7), generator=g)
+    return mel, tokens
+
+
+# ---- the alignment-heads buffer -------------------------------------------------------------------------------
+
+
+def test_heads_buffer_is_in_state_dict_and_defaults_to_last_half() -> None:
+    m = make_model()
+    assert "alignment_heads" in m.state_dict()
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[2:] = True
+    assert m.alignment_heads.is_sparse
+    assert torch.equal(dense(m), expected)
+
+
+def test_set_alignment_heads_matches_the_spec_steps() -> None:
+    m = make_model()
+    dump = openai_dump(CUSTOM)
+    m.set_alignment_heads(dump)
+    manual = (
+        torch.from_numpy(np.frombuffer(gzip.decompress(base64.b85decode(dump)), dtype=bool).copy())
+        .reshape(DIMS.n_text_layer, DIMS.n_text_head)
+        .to_sparse()
+    )
+    got = m.alignment_heads
+    assert got.is_sparse and got.dtype == torch.bool
+    assert torch.equal(got.coalesce().indices(), manual.coalesce().indices())
+    assert torch.equal(got.coalesce().values(), manual.coalesce().values())
+    assert m.alignment_head_pairs() == [(1, 2), (2, 0), (3, 3)]
+    assert m.alignment_heads_by_layer() == {1: [2], 2: [0], 3: [3]}
+    assert torch.equal(m.state_dict()["alignment_heads"].to_dense(), torch.from_numpy(CUSTOM))
+
+
+def test_set_alignment_heads_rejects_a_dump_of_the_wrong_shape() -> None:
+    m = make_model()
+    with pytest.raises(AlignmentHeadsError, match="4 decoder layers x 4 heads"):
+        m.set_alignment_heads(openai_dump(np.ones((2, 3), dtype=bool)))
+    assert torch.equal(dense(m)[2:], torch.ones(2, 4, dtype=torch.bool))  # unchanged
+
+
+def test_heads_survive_moves_and_casts() -> None:
+    m = make_model()
+    m.set_alignment_heads(openai_dump(CUSTOM))
+    m.to("cpu")
+    assert torch.equal(dense(m), torch.from_numpy(CUSTOM))
+    m.half()
+    assert m.dtype == torch.float16
+    assert m.alignment_heads.dtype == torch.bool
+    assert torch.equal(dense(m), torch.from_numpy(CUSTOM))
+    meta = copy.deepcopy(m).to("meta")  # must not fail, even though sparse bool has no meta kernel everywhere
+    assert meta.device.type == "meta"
+
+
+def test_state_dict_round_trips_through_torch_save_weights_only() -> None:
+    m = make_model()
+    m.set_alignment_heads(openai_dump(CUSTOM))
+    buffer = io.BytesIO()
+    torch.save(m.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    fresh = make_model(seed=5)
+    fresh.load_state_dict(state)
+    assert torch.equal(dense(fresh), torch.from_numpy(CUSTOM))
+    assert torch.equal(fresh.decoder.token_embedding.weight, m.decoder.token_embedding.weight)
+
+
+def test_load_state_dict_without_the_key_keeps_configured_heads() -> None:
+    source = make_model(seed=3)
+    state = {k: v for k, v in source.state_dict().items() if k != "alignment_heads"}
+    m = make_model()
+    m.set_alignment_heads(openai_dump(CUSTOM))
+    result = m.load_state_dict(state, strict=True)  # an official checkpoint: no alignment_heads key
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert torch.equal(dense(m), torch.from_numpy(CUSTOM))
+    assert torch.equal(m.encoder.conv1.weight, source.encoder.conv1.weight)
+
+
+def test_load_state_dict_with_a_dense_key_sets_heads() -> None:
+    state = make_model(seed=3).state_dict()
+    state["alignment_heads"] = torch.from_numpy(CUSTOM)  # dense bool works too
+    m = make_model()
+    m.load_state_dict(state)
+    assert m.alignment_heads.is_sparse
+    assert torch.equal(dense(m), torch.from_numpy(CUSTOM))
+
+
+def test_load_state_dict_with_wrong_shaped_heads_fails_clearly() -> None:
+    state = make_model().state_dict()
+    state["alignment_heads"] = torch.ones(3, 4, dtype=torch.bool).to_sparse()
+    with pytest.raises(AlignmentHeadsError, match=r"\(3, 4\).*4 layers x 4 heads"):
+        make_model().load_state_dict(state)
+
+
+# ---- running the model ----------------------------------------------------------------------------------------
+
+
+def test_forward_matches_openai_whisper(model: Whisper, inputs: tuple[torch.Tensor, torch.Tensor]) -> None:
+    whisper = pytest.importorskip("whisper")
+    reference = whisper.model.Whisper(whisper.model.ModelDimensions(**dataclasses.asdict(DIMS))).eval()
+    reference.load_state_dict({k: v for k, v in model.state_dict().items() if k != "alignment_heads"})
+    mel, tokens = inputs
+    with torch.no_grad():
+        ours_audio = model.embed_audio(mel)
+        torch.testing.assert_close(ours_audio, reference.embed_audio(mel), rtol=0, atol=1e-5)
+        torch.testing.assert_close(model(mel, tokens), reference(mel, tokens), rtol=0, atol=1e-4)
+
+
+def test_kv_cache_incremental_decoding_equals_a_full_pass(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    with torch.no_grad():
+        audio = model.embed_audio(mel)
+        full, full_scores = model.decoder(tokens, audio, qk_heads={1: [0, 3], 3: [2]})
+        cache = KVCache()
+        steps = [tokens[:, :3], tokens[:, 3:4], tokens[:, 4:6], tokens[:, 6:]]  # several tokens after a prefix too
+        pieces, score_pieces = [], []
+        for step in steps:
+            logits, scores = model.decoder(step, audio, cache=cache, qk_heads={1: [0, 3], 3: [2]})
+            pieces.append(logits)
+            score_pieces.append(scores)
+        assert cache.offset == tokens.shape[1]
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-5)
+    for layer in (1, 3):
+        torch.testing.assert_close(torch.cat([s[layer] for s in score_pieces], dim=2), full_scores[layer])
+
+
+def test_kv_cache_reorder_and_crop(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    with torch.no_grad():
+        audio = model.embed_audio(mel)
+        cache = KVCache()
+        model.decoder(tokens[:, :5], audio, cache=cache)
+        cache.crop(3)
+        assert cache.offset == 3
+        after_crop = model.decoder(tokens[:, 3:], audio, cache=cache)[0]
+        torch.testing.assert_close(after_crop, model.decoder(tokens, audio)[0][:, 3:], rtol=0, atol=1e-5)
+
+        cache = KVCache()
+        model.decoder(tokens[:, :4], audio, cache=cache)
+        cache.reorder(torch.tensor([1, 1]))
+        swapped = model.decoder(tokens[[1, 1], 4:], audio, cache=cache)[0]
+        reference = model.decoder(tokens[[1, 1]], audio[[1, 1]])[0][:, 4:]
+        torch.testing.assert_close(swapped, reference, rtol=0, atol=1e-5)
+
+
+def test_qk_scores_are_the_cross_attention_softmax_inputs(model: Whisper, inputs) -> None:
+    """Recompute each layer's cross-attention from its captured input and check scores and output agree."""
+    mel, tokens = inputs
+    captured: dict[int, dict[str, torch.Tensor]] = {}
+    hooks = []
+    for i, block in enumerate(model.decoder.blocks):
+        store = captured.setdefault(i, {})
+        hooks.append(block.cross_attn_ln.register_forward_hook(lambda m, a, out, s=store: s.__setitem__("x", out)))
+        hooks.append(block.cross_attn.register_forward_hook(lambda m, a, out, s=store: s.__setitem__("out", out[0])))
+    try:
+        with torch.no_grad():
+            audio = model.embed_audio(mel)
+            all_heads = {i: list(range(DIMS.n_text_head)) for i in range(DIMS.n_text_layer)}
+            _, scores = model.decoder(tokens, audio, qk_heads=all_heads)
+            _, some = model.decoder(tokens, audio, qk_heads={2: [3, 1]})
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+    d_head = DIMS.n_text_state // DIMS.n_text_head
+    for i, block in enumerate(model.decoder.blocks):
+        attn = block.cross_attn
+        with torch.no_grad():
+            q = attn.query(captured[i]["x"]).view(2, -1, DIMS.n_text_head, d_head).transpose(1, 2)
+            k = attn.key(audio).view(2, -1, DIMS.n_text_head, d_head).transpose(1, 2)
+            v = attn.value(audio).view(2, -1, DIMS.n_text_head, d_head).transpose(1, 2)
+            by_hand = q @ k.transpose(-1, -2) / d_head**0.5
+            out = attn.out((F.softmax(by_hand, dim=-1) @ v).transpose(1, 2).flatten(2))
+        assert scores[i].shape == (2, DIMS.n_text_head, tokens.shape[1], DIMS.n_audio_ctx)
+        assert scores[i].dtype == torch.float32
+        torch.testing.assert_close(scores[i], by_hand, rtol=0, atol=1e-5)
+        torch.testing.assert_close(out, captured[i]["out"], rtol=0, atol=1e-5)  # they are the real softmax inputs
+    torch.testing.assert_close(some[2], scores[2][:, [3, 1]])  # heads in the order asked for
+
+
+def test_logits_false_skips_upper_layers_with_identical_scores(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    calls = {i: 0 for i in range(DIMS.n_text_layer)}
+    hooks = [
+        block.attn_ln.register_forward_hook(lambda *a, i=i: calls.__setitem__(i, calls[i] + 1))
+        for i, block in enumerate(model.decoder.blocks)
+    ]
+    try:
+        with torch.no_grad():
+            audio = model.embed_audio(mel)
+            logits, full = model.decoder(tokens, audio, qk_heads={0: [1], 1: [0, 2]})
+            assert calls == {0: 1, 1: 1, 2: 1, 3: 1}
+            none, partial = model.decoder(tokens, audio, qk_heads={0: [1], 1: [0, 2]}, logits=False)
+            assert calls == {0: 2, 1: 2, 2: 1, 3: 1}  # layers 2 and 3 did not run
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert logits is not None and none is None
+    assert sorted(partial) == [0, 1]
+    for layer in (0, 1):
+        assert torch.equal(partial[layer], full[layer])
+
+
+def test_decoder_rejects_more_tokens_than_its_context(model: Whisper, inputs) -> None:
+    mel, _ = inputs
+    with torch.no_grad(), pytest.raises(ValueError, match="context"):
+        model.decoder(torch.zeros(2, DIMS.n_text_ctx + 1, dtype=torch.long), model.embed_audio(mel))
+
+
+def test_model_can_be_built_on_the_meta_device() -> None:
+    """Loaders build on "meta" and fill in the weights, skipping the random init (the heads stay on the CPU)."""
+    with torch.device("meta"):
+        m = Whisper(DIMS)
+    assert m.decoder.positional_embedding.is_meta
+    assert torch.equal(dense(m)[2:], torch.ones(2, 4, dtype=torch.bool)) and not dense(m)[:2].any()
