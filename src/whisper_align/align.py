@@ -59,9 +59,15 @@ def window_mel(model: Whisper, audio: np.ndarray) -> Tensor:
     return mel[:, :N_FRAMES]
 
 
-def _head_order(model: Whisper) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
-    """{layer: heads} to ask the decoder for, and for each alignment head its (layer, index in that list)."""
-    by_layer = model.alignment_heads_by_layer()
+def _head_order(
+    model: Whisper, heads: Sequence[tuple[int, int]] | None = None
+) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
+    """{layer: heads} to ask the decoder for, and for each head its (layer, index in that list).
+
+    ``heads`` defaults to the model's alignment heads; order follows sorted (layer, head)."""
+    by_layer: dict[int, list[int]] = {}
+    for layer, head in sorted(set(map(tuple, heads))) if heads is not None else model.alignment_head_pairs():
+        by_layer.setdefault(layer, []).append(head)
     order = [(layer, i) for layer in sorted(by_layer) for i in range(len(by_layer[layer]))]
     return by_layer, order
 
@@ -73,13 +79,15 @@ def run_pieces(
     audio_features: Tensor,
     pieces: Sequence[Piece],
     probabilities: bool = True,
+    heads: Sequence[tuple[int, int]] | None = None,
 ) -> list[tuple[Tensor, list[float]]]:
     """Decoder pass over ``pieces`` against encoded windows ``audio_features`` (W, S, D).
 
-    Returns, per piece, the alignment heads' scores (heads, tokens, positions of its region) for the rows
-    [sot sequence..., no_timestamps, text..., eot], and the probability of each text token (empty if not asked).
+    Returns, per piece, the scores of ``heads`` (default: the alignment heads; in sorted (layer, head) order)
+    as (heads, tokens, positions of its region) for the rows [sot sequence..., no_timestamps, text..., eot],
+    and the probability of each text token (empty if not asked). Head discovery passes every head here.
     """
-    by_layer, order = _head_order(model)
+    by_layer, order = _head_order(model, heads)
     prefix = list(tokenizer.sot_sequence_including_notimestamps)
     results: list[tuple[Tensor, list[float]] | None] = [None] * len(pieces)
     for w in sorted({p.window for p in pieces}):
