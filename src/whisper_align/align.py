@@ -322,7 +322,7 @@ def make_result(timings: list[WordTiming], tokens: list[int], duration: float, t
         if t.word
     ]
     if not words:
-        return Result(text="", segments=[], language=tokenizer.language)
+        return Result(text="", segments=[], language=tokenizer.language or "en", duration=duration)
     text = "".join(w.word for w in words)
     probs = [w.probability for w in words]
     segment = Segment(
@@ -338,7 +338,7 @@ def make_result(timings: list[WordTiming], tokens: list[int], duration: float, t
         no_speech_prob=0.0,
         words=words,
     )
-    return Result(text=text, segments=[segment], language=tokenizer.language or "en")
+    return Result(text=text, segments=[segment], language=tokenizer.language or "en", duration=duration)
 
 
 __all__ = ["align", "align_short", "align_long", "Piece", "run_pieces", "words_of_piece", "prepare_text"]

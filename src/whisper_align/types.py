@@ -101,6 +101,7 @@ class Result:
     text: str
     segments: list[Segment]
     language: str | None = None
+    duration: float | None = None  # seconds of audio, when known (not part of openai's JSON; used by TextGrid)
 
     @property
     def words(self) -> list[Word]:

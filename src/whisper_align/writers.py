@@ -210,6 +210,8 @@ def write_textgrid(result: ResultLike, file: TextIO, *, duration: float | None =
     tiers = {"words": _tier_intervals([(w.word.strip(), w.start, w.end) for w in res.words])}
     if segments_tier:
         tiers["segments"] = _tier_intervals([(s.text.strip(), s.start, s.end) for s in res.segments])
+    if duration is None:
+        duration = res.duration
     xmax = max([_us(duration or 0.0)] + [intervals[-1][1] for intervals in tiers.values() if intervals])
     if xmax <= 0:
         xmax = _MIN_INTERVAL  # an empty result still needs a valid grid

@@ -1,0 +1,118 @@
+"""`whisper-align align` (one file or a whole manifest) and `whisper-align demo`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import TranscriptError, WhisperAlignError
+
+DEFAULT_MODEL = "tiny.en"
+REPO_SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="official name or path to a checkpoint (default: tiny.en)")
+    parser.add_argument("--heads", help="alignment heads to use instead of the model's: name, dump, pairs or file")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--language", help="language of the speech (multilingual models; default: en)")
+    parser.add_argument(
+        "--mode",
+        choices=["default", "conformance"],
+        default="default",
+        help="'conformance' reproduces openai-whisper's find_alignment exactly",
+    )
+
+
+def load(args: argparse.Namespace):  # noqa: ANN201 - returns (model, AlignmentConfig)
+    """The model (with --heads applied) and the alignment config named on the command line."""
+    from ..alignment.words import AlignmentConfig
+    from ..checkpoints import load_model
+    from ..heads import resolve_heads
+
+    model = load_model(args.model, device=args.device)
+    if args.heads:
+        mask = resolve_heads(args.heads, model.dims.n_text_layer, model.dims.n_text_head)
+        model.set_alignment_head_pairs([tuple(p) for p in zip(*mask.nonzero())])
+    return model, AlignmentConfig(mode=args.mode)
+
+
+def print_words(result) -> None:  # noqa: ANN001
+    print(f"{'start':>8} {'end':>8}  {'prob':>5}  word")
+    for w in result.words:
+        print(f"{w.start:8.2f} {w.end:8.2f}  {w.probability:5.2f}  {w.word.strip()}")
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from ..align import align
+    from ..corpus import align_corpus
+
+    if args.manifest:
+        if args.audio or args.text or args.text_file:
+            raise TranscriptError("--manifest takes audio and text from the manifest; drop AUDIO/--text")
+        if not args.out:
+            raise TranscriptError("--manifest needs --out OUT.jsonl for the results")
+        model, config = load(args)
+        summary = align_corpus(model, args.manifest, args.out, language=args.language, config=config)
+        print(f"aligned {summary.aligned}, already done {summary.skipped}, failed {summary.failed} -> {args.out}")
+        return 1 if summary.failed and not summary.aligned else 0
+
+    if not args.audio:
+        raise TranscriptError("give an AUDIO file (or --manifest IN.jsonl --out OUT.jsonl)")
+    if (args.text is None) == (args.text_file is None):
+        raise TranscriptError("give the transcript with exactly one of --text TEXT or --text-file FILE")
+    text = args.text
+    if args.text_file:
+        try:
+            text = Path(args.text_file).read_text(encoding="utf-8")
+        except OSError as error:
+            raise TranscriptError(f"cannot read the transcript {args.text_file}: {error.strerror}") from error
+    model, config = load(args)
+    result = align(model, args.audio, text, language=args.language, config=config, progress=True)
+    if args.output:
+        result.write(args.output)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        print_words(result)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from ..align import align
+
+    audio, text_file = REPO_SAMPLES / "demo.wav", REPO_SAMPLES / "demo.txt"
+    if not audio.is_file() or not text_file.is_file():
+        raise WhisperAlignError(f"the demo sample is not at {REPO_SAMPLES}; run the demo from a source checkout")
+    text = text_file.read_text(encoding="utf-8").strip()
+    model, config = load(args)
+    print(f"model {args.model} ({model.info.format}, heads from {model.info.heads_source}: "
+          f"{model.alignment_head_pairs()})")
+    print(f"audio {audio.name}: {text!r}\n")
+    result = align(model, str(audio), text, config=config)
+    print_words(result)
+    if args.output:
+        result.write(args.output)
+        print(f"\nwrote {args.output}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "align",
+        help="word timestamps for a known transcript",
+        description="Align a transcript to audio (or every line of a manifest) and give each word a start and end.",
+    )
+    parser.add_argument("audio", nargs="?", help="audio file (any format FFmpeg reads)")
+    parser.add_argument("--text", help="the transcript")
+    parser.add_argument("--text-file", help="file holding the transcript")
+    parser.add_argument("-o", "--output", help="write .json, .srt, .vtt, .TextGrid, .tsv or .txt (default: print)")
+    parser.add_argument("--manifest", help="JSON lines with id, audio, text: align them all")
+    parser.add_argument("--out", help="with --manifest: JSON-lines output; a rerun skips ids already there")
+    add_model_options(parser)
+    parser.set_defaults(func=run_align)
+
+    demo = subparsers.add_parser("demo", help="align the bundled sample with the bundled tiny.en")
+    demo.add_argument("-o", "--output", help="also write the result (.json, .srt, .vtt, .TextGrid, ...)")
+    add_model_options(demo)
+    demo.set_defaults(func=run_demo)
