@@ -1,0 +1,63 @@
+"""Shared helpers of the benchmark scripts: eval sets, openai-whisper reference models, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+EVAL = Path(os.environ.get("WHISPER_ALIGN_EVAL", ROOT.parent / "shared" / "eval"))
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def manifest(name: str) -> Path:
+    path = EVAL / name / "manifest.jsonl"
+    if not path.is_file():
+        sys.exit(f"eval set {name!r} not found at {path}; set WHISPER_ALIGN_EVAL to the folder holding it")
+    return path
+
+
+def openai_model(model):
+    """openai-whisper's Whisper with the very same weights and heads as our ``model`` (None if not installed)."""
+    try:
+        import whisper
+    except ImportError:
+        return None
+    from whisper_align.checkpoints import save_model
+    from whisper_align.heads import encode
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pt"
+        save_model(model, path, format="openai")
+        reference = whisper.load_model(str(path), device="cpu")
+    mask = model.alignment_heads.to_dense().numpy()
+    reference.set_alignment_heads(encode(mask))
+    return reference.float().eval()
+
+
+def machine() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_json(name: str, payload: dict) -> Path:
+    """Write results atomically to benchmarks/results/NAME.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
