@@ -1,17 +1,38 @@
-"""whisper-align: exact word-level timestamps from Whisper models through their cross-attention alignment heads."""
+"""whisper-align: exact word-level timestamps from Whisper models through their cross-attention alignment heads.
+
+The public API, imported on first use (so `import whisper_align.heads` and the CLI start without loading torch):
+
+- ``load_model(name_or_path)``, ``save_model(model, path, format=...)``
+- ``align(model, audio, text)`` -> :class:`Result`; ``align_corpus(model, manifest, out)``
+- ``transcribe(model, audio, word_timestamps=True)`` -> :class:`Result`
+- ``heads``: the official heads and the dump / pairs / whisper.cpp codecs
+- ``AlignmentConfig``, ``Word``, ``Segment``, ``Result``
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["load_model", "save_model", "__version__"]
+
+_LAZY = {
+    "load_model": "checkpoints",
+    "save_model": "checkpoints",
+    "align": "align",
+    "align_corpus": "corpus",
+    "transcribe": "transcribe",
+    "AlignmentConfig": "alignment.words",
+    "Word": "types",
+    "Segment": "types",
+    "Result": "types",
+}
+__all__ = [*_LAZY, "heads", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    # load_model / save_model imported on first use, so `import whisper_align.heads` (or the CLI) needn't load torch
-    if name in ("load_model", "save_model"):
-        from . import checkpoints
-
-        return getattr(checkpoints, name)
+    if name == "heads":
+        return importlib.import_module(f"{__name__}.heads")
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'whisper_align' has no attribute {name!r}")
