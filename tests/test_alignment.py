@@ -328,7 +328,9 @@ def test_refinement_invariants_on_random_input(seed: int) -> None:
         matrix[rng.random(matrix.shape) < 0.1] = np.nan  # refine must still give finite times
     probs = rng.random(n_rows - 1).tolist()
     offset = float(rng.choice([0.0, 12.34]))
-    config = AlignmentConfig(peak_fraction=float(rng.random()), min_pause=float(rng.choice([0.0, 0.04, 0.2])))
+    config = AlignmentConfig(
+        peak_fraction=float(rng.random()), min_pause=float(rng.choice([0.0, 0.04, 0.2])), time_shift=0.0
+    )
     text_indices, time_indices = dtw_subsequence(-np.nan_to_num(matrix))
     base = words_from_path(words, word_tokens, text_indices, time_indices, probs)
     refined = refine_word_times(base, matrix, text_indices, time_indices, config, time_offset=offset)
@@ -338,7 +340,8 @@ def test_refinement_invariants_on_random_input(seed: int) -> None:
         assert b.start + offset - 1e-9 <= r.start and r.end <= b.end + offset + 1e-9
     if seed % 5 != 0:
         for mode in ("default", "conformance"):
-            got = align_words(matrix, words, word_tokens, probs, AlignmentConfig(mode=mode), duration=n_frames / 50)
+            shifted = AlignmentConfig(mode=mode, time_shift=float(rng.choice([-0.3, 0.0, 0.3])))
+            got = align_words(matrix, words, word_tokens, probs, shifted, duration=n_frames / 50)
             _check_invariants(got, 0.0, n_frames / 50)
 
 
@@ -360,7 +363,9 @@ def _synthetic_pause_matrix() -> tuple[np.ndarray, list[str], list[list[int]]]:
 def test_refinement_opens_a_gap_at_a_pause_and_skips_leading_silence() -> None:
     matrix, words, word_tokens = _synthetic_pause_matrix()
     probs = [0.9, 0.8, 0.7]
-    ours = align_words(matrix, words, word_tokens, probs)
+    ours = align_words(matrix, words, word_tokens, probs, AlignmentConfig(time_shift=0.0))
+    shifted = align_words(matrix, words, word_tokens, probs, AlignmentConfig(time_shift=-0.06))
+    assert [w.start for w in shifted] == pytest.approx([w.start - 0.06 for w in ours])
     conformance = align_words(matrix, words, word_tokens, probs, AlignmentConfig(mode="conformance"))
     assert [w.word for w in ours] == [" one", " two", " three"]
     _check_invariants(ours, 0.0, 3.2)
@@ -372,7 +377,7 @@ def test_refinement_opens_a_gap_at_a_pause_and_skips_leading_silence() -> None:
     assert ours[2].start >= 1.9 and ours[1].end < ours[2].start
     assert ours[2].end == pytest.approx(2.6)
     # with openai's full-length path, the refinement alone trims the leading silence
-    full_path = align_words(matrix, words, word_tokens, probs, AlignmentConfig(free_ends=False))
+    full_path = align_words(matrix, words, word_tokens, probs, AlignmentConfig(free_ends=False, time_shift=0.0))
     assert full_path[0].start == pytest.approx(0.4)
     assert full_path[1].end == pytest.approx(1.2)
 
