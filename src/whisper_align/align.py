@@ -23,7 +23,14 @@ from torch import Tensor
 
 from .alignment.attention import alignment_matrix
 from .alignment.dtw import dtw
-from .alignment.words import AlignmentConfig, WordTiming, align_words, merge_punctuations, truncate_sentence_marks
+from .alignment.words import (
+    AlignmentConfig,
+    WordTiming,
+    align_words,
+    merge_punctuations,
+    resolve_config,
+    truncate_sentence_marks,
+)
 from .audio import (
     HOP_LENGTH,
     N_FRAMES,
@@ -178,9 +185,9 @@ def align(
 
     ``audio`` is a path (any format FFmpeg reads), or 16 kHz mono samples. Audio longer than 30 s is aligned
     window by window (:func:`align_long`). ``config`` picks the mode (``AlignmentConfig(mode="conformance")``
-    reproduces openai-whisper's ``find_alignment``).
+    reproduces openai-whisper's ``find_alignment``); its ``time_shift`` defaults to the model's calibrated one.
     """
-    config = config or AlignmentConfig()
+    config = resolve_config(config, model.alignment_time_shift)
     samples = load_audio(audio)
     if is_silent(samples):
         warnings.warn("the audio is silent: the word times will be spread arbitrarily", stacklevel=2)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .align import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
-from .alignment.words import AlignmentConfig
+from .alignment.words import AlignmentConfig, resolve_config
 from .audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
 from .errors import WhisperAlignError
 from .evaluation import Utterance, load_manifest
@@ -150,7 +150,7 @@ def align_corpus(
     """
     from tqdm import tqdm
 
-    config = config or AlignmentConfig()
+    config = resolve_config(config, model.alignment_time_shift)
     tokenizer = get_tokenizer(model, language=language)
     utterances = load_manifest(manifest)
     out_path = Path(out)

@@ -260,6 +260,9 @@ class Whisper(nn.Module):
             dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer
         )
         self.info = ModelInfo()
+        # seconds the default alignment mode adds to word times for the current heads (alignment/calibration.py);
+        # reset whenever the heads change, since it belongs to one head set
+        self.alignment_time_shift = 0.0
         # Persistent, unlike openai-whisper's: the heads travel with the state dict (see the spec).
         self.register_buffer(
             "alignment_heads", default_alignment_heads(dims.n_text_layer, dims.n_text_head).to_sparse(), persistent=True
@@ -291,6 +294,7 @@ class Whisper(nn.Module):
         except (RuntimeError, NotImplementedError):
             pass  # a device without sparse support: the mask stays on the CPU (it is only ever read as indices)
         self.register_buffer("alignment_heads", heads, persistent=True)
+        self.alignment_time_shift = 0.0
 
     def alignment_head_pairs(self) -> list[tuple[int, int]]:
         """The alignment heads as sorted (layer, head) pairs."""

@@ -61,8 +61,9 @@ class AlignmentConfig:
       cut off as silence (shorter dips are ordinary attention wobble, and the word keeps the DTW boundary);
     * ``min_word_duration``: seconds a trimmed word keeps at least (never more than its DTW span);
     * ``time_shift``: seconds added to every refined time (then clipped to the audio). Attention-based times
-      are off by a roughly constant, *model-dependent* amount, so it is 0 by default: on timit-dev, tiny.en's
-      times run ~85 ms late (best shift about -0.08) and base's ~55 ms early (best about +0.05).
+      are off by a roughly constant amount that depends on the model *and its heads* (tiny.en's official heads
+      run ~85 ms late, base's ~55 ms early), so ``None`` means "the model's calibrated shift"
+      (``Whisper.alignment_time_shift``, see ``alignment/calibration.py``), resolved by :func:`resolve_config`.
 
     The defaults (0.5, 0.06 s) were picked on timit-dev (tiny.en, base) and festival (tiny.en): start MAE drops
     by 10-17 ms against conformance mode, end MAE stays within about 3 ms of it.
@@ -75,7 +76,7 @@ class AlignmentConfig:
     peak_fraction: float = 0.5
     min_pause: float = 0.06
     min_word_duration: float = 0.04
-    time_shift: float = 0.0
+    time_shift: float | None = None
     prepend_punctuations: str = PREPEND_PUNCTUATIONS
     append_punctuations: str = APPEND_PUNCTUATIONS
 
@@ -90,7 +91,7 @@ class AlignmentConfig:
             raise ValueError(f"peak_fraction must lie in [0, 1], got {self.peak_fraction!r}")
         if not self.min_pause >= 0 or not self.min_word_duration >= 0:
             raise ValueError("min_pause and min_word_duration must be >= 0 seconds")
-        if not np.isfinite(self.time_shift):
+        if self.time_shift is not None and not np.isfinite(self.time_shift):
             raise ValueError(f"time_shift must be a finite number of seconds, got {self.time_shift!r}")
 
     @property
@@ -278,10 +279,11 @@ def refine_word_times(
             s, e = _trim_span(scores[rows].max(axis=0), s, e, config.peak_fraction, min_pause, min_len)
         refined.append(dataclasses.replace(word, tokens=list(word.tokens), start=s, end=e))
 
+    shift = config.time_shift or 0.0  # None (not resolved against a model) counts as no shift
     previous_end = 0.0
     for word in refined:  # frames -> seconds, shifted, clipped, monotone
-        start = min(max(word.start / tokens_per_second + config.time_shift, previous_end), duration)
-        end = min(max(word.end / tokens_per_second + config.time_shift, start), duration)
+        start = min(max(word.start / tokens_per_second + shift, previous_end), duration)
+        end = min(max(word.end / tokens_per_second + shift, start), duration)
         word.start, word.end = float(time_offset + start), float(time_offset + end)
         previous_end = end
     return refined
@@ -307,6 +309,15 @@ def _trim_span(
         new_e = min(e, new_s + min_len)
         new_s = max(s, new_e - min_len)
     return new_s, new_e
+
+
+def resolve_config(config: AlignmentConfig | None, model_time_shift: float) -> AlignmentConfig:
+    """``config`` (default: ``AlignmentConfig()``) with ``time_shift=None`` replaced by the model's calibrated
+    shift; conformance mode never shifts."""
+    config = config or AlignmentConfig()
+    if config.time_shift is None:
+        config = dataclasses.replace(config, time_shift=0.0 if config.conformance else float(model_time_shift))
+    return config
 
 
 # ---- the whole tensor-level step -------------------------------------------------------------------------
@@ -370,6 +381,7 @@ __all__ = [
     "merge_punctuations",
     "refine_word_times",
     "align_words",
+    "resolve_config",
     "TOKENS_PER_SECOND",
     "PREPEND_PUNCTUATIONS",
     "APPEND_PUNCTUATIONS",

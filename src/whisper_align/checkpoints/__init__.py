@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from ..alignment.calibration import official_time_shift
 from ..errors import ModelLoadError
 from ..heads import ALIGNMENT_HEADS, AlignmentHeadsError
 from ..model import ModelInfo, Whisper
@@ -123,6 +124,10 @@ def load_model(
         tokenizer_file=str(loaded.tokenizer_file) if loaded.tokenizer_file else None,
         heads_source=heads_source,
     )
+    if name in ALIGNMENT_HEADS and model.alignment_head_pairs() == [tuple(p) for p in ALIGNMENT_HEADS[name].pairs()]:
+        model.alignment_time_shift = official_time_shift(name)  # calibrated for exactly these heads
+    elif loaded.time_shift is not None and heads_source == "checkpoint":
+        model.alignment_time_shift = loaded.time_shift  # measured by `heads find` for the heads it wrote
     model = model.to(device=device, dtype=dtype)
     return model.eval()
 

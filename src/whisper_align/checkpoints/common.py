@@ -14,3 +14,4 @@ class LoadedCheckpoint:
     heads: list[tuple[int, int]] | None  # heads found in the checkpoint's own metadata, if any
     tokenizer_file: Path | None  # tokenizer.json shipped beside the weights, if any
     name: str | None = None  # official model name, when the checkpoint is known to be an official one
+    time_shift: float | None = None  # `alignment_time_shift` from the checkpoint's metadata (see calibration.py)

@@ -367,7 +367,13 @@ def read(
     heads = config.get("alignment_heads")
     pairs = [(int(layer), int(head)) for layer, head in heads] if heads else None
     tokenizer = folder / "tokenizer.json"
-    return LoadedCheckpoint(model=model, heads=pairs, tokenizer_file=tokenizer if tokenizer.is_file() else None)
+    shift = config.get("alignment_time_shift")
+    return LoadedCheckpoint(
+        model=model,
+        heads=pairs,
+        tokenizer_file=tokenizer if tokenizer.is_file() else None,
+        time_shift=float(shift) if shift is not None else None,
+    )
 
 
 def _variables_of(model: Whisper, dtype: torch.dtype) -> dict[str, Tensor]:
@@ -481,6 +487,9 @@ def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = tor
         first_language = 50259  # <|en|>, right after <|startoftranscript|>
         config["lang_ids"] = list(range(first_language, first_language + model.num_languages))
     config["alignment_heads"] = [list(pair) for pair in model.alignment_head_pairs()]
+    config.pop("alignment_time_shift", None)
+    if model.alignment_time_shift:
+        config["alignment_time_shift"] = model.alignment_time_shift
     _atomic_write(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
     if info.tokenizer_file and Path(info.tokenizer_file).is_file():

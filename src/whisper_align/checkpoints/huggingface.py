@@ -224,6 +224,8 @@ def generation_config_of(model: Whisper) -> dict[str, Any]:
         "alignment_heads": [list(pair) for pair in model.alignment_head_pairs()],
         "max_length": d.n_text_ctx,
     }
+    if model.alignment_time_shift:
+        config["alignment_time_shift"] = float(model.alignment_time_shift)
     tokens = _special_tokens(d)
     if tokens is not None:
         config.update(
@@ -417,7 +419,14 @@ def read(folder: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> 
         format="huggingface",
         tokenizer_file=str(tokenizer_file) if tokenizer_file else None,
     )
-    return LoadedCheckpoint(model=model, heads=heads, tokenizer_file=tokenizer_file)
+    generation = _read_json(folder / GENERATION_CONFIG) if (folder / GENERATION_CONFIG).is_file() else {}
+    shift = generation.get("alignment_time_shift")
+    return LoadedCheckpoint(
+        model=model,
+        heads=heads,
+        tokenizer_file=tokenizer_file,
+        time_shift=float(shift) if shift is not None else None,
+    )
 
 
 # ---- writing -----------------------------------------------------------------------------------------------

@@ -70,7 +70,10 @@ def read(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> Lo
         heads = model.alignment_head_pairs()
 
     name = names.official_name_for_sha256(names.sha256_file(path))
-    return LoadedCheckpoint(model=model, heads=heads, tokenizer_file=None, name=name)
+    shift = checkpoint.get("alignment_time_shift")
+    return LoadedCheckpoint(
+        model=model, heads=heads, tokenizer_file=None, name=name, time_shift=float(shift) if shift is not None else None
+    )
 
 
 def write(model: Whisper, path: str | os.PathLike[str]) -> None:
@@ -85,6 +88,8 @@ def write(model: Whisper, path: str | os.PathLike[str]) -> None:
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items() if k != "alignment_heads"}
     heads = model.alignment_heads.to("cpu").to_dense().numpy()
     checkpoint = {"dims": dataclasses.asdict(model.dims), "model_state_dict": state, "alignment_heads": encode(heads)}
+    if model.alignment_time_shift:
+        checkpoint["alignment_time_shift"] = float(model.alignment_time_shift)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

