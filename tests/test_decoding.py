@@ -183,6 +183,20 @@ def test_random_model_matches_openai_and_capture_equals_a_second_pass(random_mod
         assert ours.text_token_probs[i] == pytest.approx(expected, rel=1e-3, abs=1e-7, nan_ok=True)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [dict(prefix=" Hello there"), dict(prefix=[1, 2, 3], sample_len=220), dict(prompt="A long story." * 60),
+     dict(prompt=[5, 6], prefix="Hi", without_timestamps=True)],
+)
+def test_initial_tokens_match_openai(random_model, options):
+    whisper = pytest.importorskip("whisper")
+    from whisper_align.decoding import DecodingTask
+
+    ours = DecodingTask(random_model, DecodingOptions(**options)).initial_tokens
+    theirs = whisper.decoding.DecodingTask(openai_copy(random_model), whisper.DecodingOptions(language="en", **options))
+    assert ours == theirs.initial_tokens
+
+
 def test_capture_is_off_by_default_and_batches_work(random_model):
     torch.manual_seed(2)
     mels = torch.randn(2, 80, 200)
@@ -209,7 +223,7 @@ def tiny_en():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("beam_size", [None, 5])
+@pytest.mark.parametrize("beam_size", [None])  # beam 5 on real weights: tests/test_transcribe.py
 def test_tiny_en_decode_matches_openai(tiny_en, beam_size):
     whisper = pytest.importorskip("whisper")
     if not CLIP.exists():

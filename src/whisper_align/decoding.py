@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -27,9 +27,7 @@ from torch import Tensor
 from .decoding_rules import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, suppressed_tokens
 from .errors import WhisperAlignError
 from .model import KVCache, Whisper
-
-if TYPE_CHECKING:
-    from .tokenizer import Tokenizer
+from .tokenizer import Tokenizer, get_tokenizer
 
 CHUNK_LENGTH = 30  # seconds the encoder sees
 
@@ -90,8 +88,6 @@ class DecodingResult:
 def detect_language(model: Whisper, mel: Tensor, tokenizer: Tokenizer | None = None) -> tuple[Tensor, Any]:
     """Most likely language token and ``{code: probability}`` for a mel window (n_mels, 3000) or a batch of them
     (or already-encoded audio features). Uses the logits after ``<|startoftranscript|>``, language tokens only."""
-    from .tokenizer import get_tokenizer
-
     if not model.is_multilingual:
         raise DecodingError("this model is English-only and has no language tokens; language detection needs a "
                          "multilingual model (e.g. 'base', not 'base.en')")
@@ -190,8 +186,6 @@ class DecodingTask:
     """One decoding run over a batch of mel windows with fixed options."""
 
     def __init__(self, model: Whisper, options: DecodingOptions, tokenizer: Tokenizer | None = None):
-        from .tokenizer import get_tokenizer
-
         _check(options)
         self.model, self.options = model, options
         self.tokenizer = tokenizer or get_tokenizer(model, language=options.language or "en", task=options.task)
@@ -223,7 +217,8 @@ class DecodingTask:
         tokens = list(sot_sequence)
         if prefix := self.options.prefix:
             prefix_tokens = self.tokenizer.encode(" " + prefix.strip()) if isinstance(prefix, str) else list(prefix)
-            tokens += prefix_tokens[-(self.n_ctx // 2 - self.sample_len):] if self.n_ctx // 2 > self.sample_len else []
+            # openai-whisper's cut, kept for identical tokens: with the default sample_len this is [-0:], the whole prefix
+            tokens += prefix_tokens[-(self.n_ctx // 2 - self.sample_len):]
         if prompt := self.options.prompt:
             prompt_tokens = self.tokenizer.encode(" " + prompt.strip()) if isinstance(prompt, str) else list(prompt)
             tokens = [self.tokenizer.sot_prev] + prompt_tokens[-(self.n_ctx // 2 - 1):] + tokens

@@ -1,0 +1,102 @@
+"""``whisper-align transcribe``: speech to text with word timestamps, written as JSON, subtitles, TextGrid...
+
+    whisper-align transcribe talk.mp3 --word-timestamps                 tiny.en, every format into .
+    whisper-align transcribe a.wav b.wav --model base --language de --output-format srt --output-dir out
+    whisper-align transcribe talk.wav --word-timestamps --output-format vtt --highlight-words
+
+Word timestamps come from the attention captured while decoding (no second decoder pass); see
+:mod:`whisper_align.transcribe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+OUTPUT_FORMATS = ["json", "srt", "vtt", "tsv", "txt", "TextGrid"]
+
+
+def _temperatures(start: float, increment: float | None) -> tuple[float, ...]:
+    """openai-whisper's CLI: start, start + increment, ... up to 1.0 (just ``start`` without an increment)."""
+    if not increment:
+        return (start,)
+    values, t = [], start
+    while t <= 1.0 + 1e-6:
+        values.append(round(t, 6))
+        t += increment
+    return tuple(values) or (start,)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio, optionally with word timestamps",
+        description="Transcribe audio files with a Whisper model (openai-whisper's long-form algorithm); with "
+        "--word-timestamps, word times come from the attention captured while decoding.",
+    )
+    parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio or video file(s) FFmpeg can read")
+    parser.add_argument("--model", default="tiny.en", help="official name or checkpoint path (default: tiny.en)")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--language", default=None, help="spoken language (code or name); default: detected")
+    parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
+    parser.add_argument("--word-timestamps", action="store_true", help="add word-level timestamps")
+    parser.add_argument("--word-alignment", default="captured", choices=["captured", "second_pass"],
+                        help="where word timings' attention comes from (default: captured while decoding)")
+    parser.add_argument("--alignment-mode", default="default", choices=["default", "conformance"],
+                        help="word rules: the aligner's default, or openai-whisper's exact ones")
+    parser.add_argument("--beam-size", type=int, default=None, help="beams for temperature-0 decoding")
+    parser.add_argument("--best-of", type=int, default=None, help="samples for temperature > 0")
+    parser.add_argument("--patience", type=float, default=None, help="beam-search patience")
+    parser.add_argument("--temperature", type=float, default=0.0, help="first sampling temperature (default 0)")
+    parser.add_argument("--temperature-increment-on-fallback", type=float, default=0.2,
+                        help="temperature step on a failed window, up to 1.0 (0: no fallback)")
+    parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
+    parser.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false",
+                        help="do not feed each window the text of the previous ones")
+    parser.add_argument("--clip-timestamps", default="0", help="start,end,... seconds of the parts to transcribe")
+    parser.add_argument("--output-dir", "-o", default=".", help="folder for the output files (default: .)")
+    parser.add_argument("--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"],
+                        help="output format (default: all)")
+    parser.add_argument("--highlight-words", action="store_true",
+                        help="srt/vtt: underline each word as it is spoken (needs --word-timestamps)")
+    parser.add_argument("--verbose", action="store_true", help="print each segment as it is decoded")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..alignment.words import AlignmentConfig
+    from ..checkpoints import load_model
+    from ..transcribe import transcribe
+    from ..writers import write_result
+
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if args.highlight_words and not args.word_timestamps:
+        print("whisper-align: --highlight-words needs --word-timestamps; ignoring it", file=sys.stderr)
+    model = load_model(args.model, args.device)
+    formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
+    for audio in args.audio:
+        result = transcribe(
+            model,
+            audio,
+            verbose=True if args.verbose else False,
+            language=args.language,
+            task=args.task,
+            word_timestamps=args.word_timestamps,
+            word_alignment=args.word_alignment,
+            alignment_config=AlignmentConfig(mode=args.alignment_mode),
+            beam_size=args.beam_size,
+            best_of=args.best_of,
+            patience=args.patience,
+            temperature=_temperatures(args.temperature, args.temperature_increment_on_fallback),
+            initial_prompt=args.initial_prompt,
+            condition_on_previous_text=args.condition_on_previous_text,
+            clip_timestamps=args.clip_timestamps,
+        )
+        stem = Path(audio).stem
+        for fmt in formats:
+            path = output_dir / f"{stem}.{fmt}"
+            write_result(result, path, highlight_words=args.highlight_words and args.word_timestamps)
+            print(path)
+    return 0
