@@ -323,11 +323,10 @@ def enforce_monotone(timings: list[WordTiming], duration: float) -> list[WordTim
 
 def make_result(timings: list[WordTiming], tokens: list[int], duration: float, tokenizer: Tokenizer) -> Result:
     """Timed words -> an openai-style result with one segment (or none if nothing was aligned)."""
-    words = [
-        Word(t.word, round(float(t.start), 3), round(float(t.end), 3), float(t.probability))
-        for t in enforce_monotone(timings, duration)
-        if t.word
-    ]
+    def ms(x: float) -> float:  # rounded to the millisecond, never past the end of the audio
+        return min(round(float(x), 3), duration)
+
+    words = [Word(t.word, ms(t.start), ms(t.end), float(t.probability)) for t in enforce_monotone(timings, duration) if t.word]
     if not words:
         return Result(text="", segments=[], language=tokenizer.language or "en", duration=duration)
     text = "".join(w.word for w in words)
