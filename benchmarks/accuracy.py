@@ -53,7 +53,7 @@ def openai_raw(reference, tokenizer, samples, tokens):
         return whisper.timing.find_alignment(reference, tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000)
 
 
-def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: bool) -> dict:
+def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: bool, stride: int = 1) -> dict:
     model = load_model(model_name)
     tokenizer = get_tokenizer(model)
     reference = openai_model(model) if with_openai else None
@@ -64,7 +64,7 @@ def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: boo
             model.is_multilingual, num_languages=model.num_languages, language="en" if model.is_multilingual else None,
             task="transcribe",
         )
-    utterances = load_manifest(manifest(set_name))[:limit]
+    utterances = load_manifest(manifest(set_name))[::stride][:limit]
     hyps: dict[str, dict] = {name: {} for name in (["openai"] if reference is not None else []) + list(MODES)}
     gaps = []
     for i, u in enumerate(utterances):
@@ -102,20 +102,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--sets", nargs="+", default=["timit-dev", "festival"])
+    parser.add_argument("--stride", type=int, default=1, help="every Nth utterance (all voices/speakers, less time)")
     parser.add_argument("--limit", type=int, help="first N utterances of each set (quick runs)")
     parser.add_argument("--no-openai", action="store_true", help="skip the openai-whisper reference")
     args = parser.parse_args()
     results = {}
     for model_name in args.models:
         for set_name in args.sets:
-            result = evaluate(model_name, set_name, args.limit, not args.no_openai)
+            result = evaluate(model_name, set_name, args.limit, not args.no_openai, args.stride)
             results[f"{model_name}/{set_name}"] = result
             print(f"\n## {model_name} on {set_name}\n\n{result['table']}")
             if "conformance" in result:
                 c = result["conformance"]
                 print(f"conformance: {c['within_20ms']:.1%} of {c['words']} words within 20 ms of openai's "
                       f"find_alignment (max difference {c['max_difference_s'] * 1000:.0f} ms)")
-    path = write_json("accuracy", {"args": vars(args), "results": results})
+    path = write_json("accuracy_" + "_".join(args.sets), {"args": vars(args), "results": results})
     print(f"\nwrote {path}")
 
 
