@@ -30,7 +30,8 @@ from torch import Tensor
 
 from .alignment.attention import alignment_matrix
 from .alignment.words import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, TOKENS_PER_SECOND, AlignmentConfig,
-                              WordTiming, align_words, merge_punctuations, truncate_sentence_marks)
+                              WordTiming, align_words, merge_punctuations, resolve_config,
+                              truncate_sentence_marks)
 from .audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
 from .decoding import DecodingError, DecodingOptions, DecodingResult, DecodingTask, detect_language
 from .errors import TranscriptError
@@ -117,7 +118,7 @@ def transcribe(
     if word_timestamps and task == "translate":
         warnings.warn("word-level timestamps on translations may not be reliable", stacklevel=2)
     capture = word_timestamps and word_alignment == "captured"
-    config = alignment_config or AlignmentConfig()
+    config = resolve_config(alignment_config, model.alignment_time_shift)  # the model's calibrated time shift
     if prepend_punctuations is not None:
         config = replace(config, prepend_punctuations=prepend_punctuations)
     if append_punctuations is not None:
