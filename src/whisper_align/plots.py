@@ -82,4 +82,107 @@ def plot_heads_grid(
     return fig
 
 
-__all__ = ["PlotDependencyError", "plot_heads_grid"]
+def plot_head_scores(
+    scores: Any,
+    path: str | os.PathLike[str] | None = None,
+    chosen: Any = None,
+    title: str | None = None,
+    label: str = "score",
+    ax: Axes | None = None,
+) -> Figure:
+    """Heat map of a per-head score over the (decoder layer x head) grid, chosen heads outlined.
+
+    ``scores`` is a (layers, heads) array (NaN cells are left blank); ``chosen`` an optional bool mask of the
+    same shape whose heads get a box. Each cell is labelled with its value. Returns the figure.
+    """
+    values = np.asarray(scores, dtype=float)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"plot_head_scores needs a 2-D (layers, heads) array, got shape {values.shape}")
+    n_layers, n_heads = values.shape
+    if ax is None:
+        fig = _figure(figsize=(max(4.0, 0.55 * n_heads + 2.0), max(2.5, 0.45 * n_layers + 1.4)), dpi=100)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=low, vmax=high if high > low else low + 1,
+                      interpolation="nearest", aspect="auto", origin="upper")
+    fig.colorbar(image, ax=ax, label=label, fraction=0.05)
+    for layer in range(n_layers):
+        for head in range(n_heads):
+            if np.isfinite(values[layer, head]):
+                bright = high > low and (values[layer, head] - low) / (high - low) > 0.6
+                ax.text(head, layer, f"{values[layer, head]:.2f}", ha="center", va="center", fontsize=6,
+                        color="black" if bright else "white")
+    if chosen is not None:
+        mask = np.asarray(chosen, dtype=bool)
+        if mask.shape != values.shape:
+            raise ValueError(f"the chosen mask has shape {mask.shape}, the scores {values.shape}")
+        from matplotlib.patches import Rectangle
+
+        for layer, head in np.argwhere(mask):
+            ax.add_patch(Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+    ax.set_xticks(range(n_heads))
+    ax.set_yticks(range(n_layers))
+    ax.set_xlabel("head")
+    ax.set_ylabel("decoder layer")
+    ax.set_title(title or f"{label} per head" + (" (chosen heads boxed)" if chosen is not None else ""), fontsize=9)
+    _save(fig, path)
+    return fig
+
+
+def plot_alignment(
+    matrix: Any,
+    path: tuple[Any, Any] | None,
+    ref_words: Any = None,
+    hyp_words: Any = None,
+    path_png: str | os.PathLike[str] | None = None,
+    title: str | None = None,
+    tokens_per_second: float = 50.0,
+    ax: Axes | None = None,
+) -> Figure:
+    """An alignment matrix (token rows x time) with its DTW path and word boundaries.
+
+    ``matrix`` is (tokens, frames), frames of 1/``tokens_per_second`` s; ``path`` is DTW's
+    ``(text_indices, time_indices)`` (or None). ``ref_words`` / ``hyp_words`` are ``(word, start, end)``
+    sequences (seconds): reference boundaries are drawn as solid green lines along the top with the words
+    written there, hypothesis boundaries as dashed red lines. Saved to ``path_png`` if given.
+    """
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"plot_alignment needs a 2-D (tokens, frames) matrix, got shape {values.shape}")
+    n_rows, n_frames = values.shape
+    seconds = n_frames / tokens_per_second
+    if ax is None:
+        fig = _figure(figsize=(min(18.0, max(6.0, 2.0 * seconds + 2.0)), max(3.0, 0.22 * n_rows + 1.8)), dpi=100)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    ax.imshow(values, cmap="Blues", aspect="auto", origin="upper", interpolation="nearest",
+              extent=(0.0, seconds, n_rows - 0.5, -0.5))
+    if path is not None:
+        rows, cols = (np.asarray(p) for p in path)
+        ax.plot((cols + 0.5) / tokens_per_second, rows, color="orange", linewidth=1.2, label="DTW path")
+    for words, style, color, name in ((ref_words, "-", "green", "reference"), (hyp_words, "--", "red", "found")):
+        first = True
+        for word, start, end in words or ():
+            for t in (start, end):
+                ax.axvline(float(t), color=color, linestyle=style, linewidth=0.8, alpha=0.8,
+                           label=name if first else None)
+                first = False
+            if color == "green":
+                ax.text(0.5 * (float(start) + float(end)), -0.6, str(word).strip(), ha="center", va="bottom",
+                        fontsize=7, color="green", clip_on=False)
+    ax.set_xlim(0.0, seconds)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("token row")
+    if title:
+        ax.set_title(title, fontsize=9, pad=14)
+    if path is not None or ref_words or hyp_words:
+        ax.legend(loc="lower left", fontsize=7)
+    _save(fig, path_png)
+    return fig
+
+
+__all__ = ["PlotDependencyError", "plot_alignment", "plot_head_scores", "plot_heads_grid"]

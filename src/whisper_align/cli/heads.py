@@ -6,6 +6,7 @@
     whisper-align heads encode '[[1,0],[2,5]]' --shape 4x6 pairs -> openai dump
     whisper-align heads convert tiny.en --to whisper-cpp   any form -> dump, pairs, hf, ct2 or whisper-cpp
     whisper-align heads list                               the official names, shapes and head counts
+    whisper-align heads find MODEL --data MANIFEST         find heads for any model from labelled speech
 
 Every INPUT is anything :func:`whisper_align.heads.resolve_heads` reads. The decoder shape comes from
 ``--shape LxH`` or ``--model NAME``, else from the input itself where it fixes one (an official name, a dump whose
@@ -92,6 +93,52 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     lst = sub.add_parser("list", help="the official model names with their shapes and heads")
     lst.set_defaults(func=cmd_list)
+
+    find = sub.add_parser(
+        "find",
+        help="find alignment heads for a model from speech with word times (or, --unsupervised, just text)",
+        description="Capture every head's cross-attention once per utterance, score heads alone and in sets, and "
+        "choose a set: supervised (greedy forward selection on the training part, size chosen on a held-out part; "
+        "objective (within 50 ms + within 100 ms)/2 - median error in s) or --unsupervised (agreement with the "
+        "consensus of the best-behaved heads; reference times ignored). Compares the result with the official "
+        "heads and the default last-half heads on the held-out part.",
+    )
+    find.add_argument("model", metavar="MODEL", help="official name or checkpoint path")
+    find.add_argument("--data", required=True, metavar="MANIFEST", help="JSON-lines manifest (id, audio, text, words)")
+    find.add_argument("--holdout", type=_fraction, default=0.3, help="share held out to choose the set size (0.3)")
+    find.add_argument("--split-by", choices=["auto", "speaker", "utterance"], default="auto",
+                      help="hold out whole speakers or single utterances (auto: speakers when the manifest has them)")
+    find.add_argument("--max-heads", type=_positive_int, default=12, help="largest set to consider (12)")
+    find.add_argument("--unsupervised", action="store_true", help="choose heads without the reference times")
+    find.add_argument("--mode", choices=["default", "conformance"], default="default", help="alignment word rules")
+    find.add_argument("--language", default=None, help="language of the text (multilingual models; default en)")
+    find.add_argument("--limit", type=_positive_int, default=None, help="use only the first N utterances")
+    find.add_argument("--seed", type=int, default=0, help="seed of the random held-out split")
+    find.add_argument("--write", action="store_true",
+                      help="store the heads in the checkpoint (CT2 config.json, HF generation_config.json, or .pt)")
+    find.add_argument("--png", metavar="FILE", help="head-score heat map; FILE_alignment.png: one utterance's alignment")
+    find.add_argument("--json", metavar="OUT", help="write the results here (JSON)")
+    find.set_defaults(func=cmd_find)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a share in [0, 1), such as 0.3, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 # ---- reading heads from any input --------------------------------------------------------------------------------
@@ -261,3 +308,138 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{official.name:<15} {layers:>2}x{n_heads:<3} {count:>3} heads  whisper.cpp -dtw "
               f"{H.whisper_cpp_preset(official.name)}")
     return 0
+
+
+# ---- heads find ------------------------------------------------------------------------------------------------
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    """``heads find``: capture, search, report, and optionally write and draw (see :mod:`whisper_align.discovery`)."""
+    import warnings
+
+    from .. import discovery as D
+    from ..alignment.words import AlignmentConfig
+    from ..checkpoints import load_model
+    from ..errors import ManifestError
+    from ..evaluation import format_table, load_manifest
+    from ..tokenizer import get_tokenizer
+
+    utterances = load_manifest(args.data, check_audio=True)[: args.limit]
+    labelled = any(u.words for u in utterances)
+    if not labelled and not args.unsupervised:
+        raise ManifestError(
+            f"{args.data} has no reference word times ('words'), which the supervised search needs; add them, or "
+            "pass --unsupervised to choose heads from audio and text alone"
+        )
+    if args.write and not Path(args.model).exists():
+        raise AlignmentHeadsError(
+            f"--write stores the heads in the checkpoint, so MODEL must be a checkpoint path, not the name "
+            f"{args.model!r}; copy or convert the model to a folder or .pt first"
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*carries no alignment heads.*")
+        model = load_model(args.model)
+    current = model.alignment_heads.to("cpu").to_dense().numpy()
+    captures = D.capture_attention(model, utterances, get_tokenizer(model, language=args.language), progress=True)
+    config = AlignmentConfig(mode=args.mode)
+
+    supervised = unsupervised = None
+    if labelled:
+        supervised = D.find_heads(captures, config, args.holdout, args.split_by, args.max_heads, seed=args.seed,
+                                  progress=True)
+        train_ids, held_ids = supervised.train_ids, supervised.heldout_ids
+    else:
+        train_ids, held_ids = [c.id for c in captures.captures], []
+    if args.unsupervised:
+        unsupervised = D.find_heads_unsupervised(captures, config, train_ids, args.max_heads, held_ids, progress=True)
+    found = unsupervised or supervised
+    assert found is not None
+
+    L, Hn = captures.n_text_layer, captures.n_text_head
+    print(f"{args.model}: {L} decoder layers x {Hn} heads; {len(captures.captures)} utterances captured"
+          + (f", {len(captures.skipped)} skipped" if captures.skipped else ""))
+    print(f"found {int(found.mask.sum())} alignment heads ({found.method}):")
+    print(H.format_grid(found.mask))
+    print("pairs:", json.dumps(found.pairs))
+    print("openai dump:", found.dump)
+    if found.time_shift is not None:
+        print(f"time shift for these heads: {found.time_shift:+.3f} s (median signed error on the training part, "
+              "negated; --write stores it)")
+
+    payload: dict = {"model": args.model, "shape": [L, Hn], "mode": args.mode, "manifest": str(args.data),
+                     "skipped": captures.skipped, "found": found.to_dict()}
+    if supervised is not None and unsupervised is not None:
+        payload["supervised"] = supervised.to_dict()
+        payload["overlap_with_supervised"] = D.overlap(unsupervised.mask, supervised.mask)
+        print(f"unsupervised vs supervised choice: {payload['overlap_with_supervised']['shared']} heads shared "
+              f"(supervised: {json.dumps(supervised.pairs)})")
+    if labelled:
+        items = captures.items(config)
+        where = held_ids or train_ids
+        sets = {}
+        if supervised is not None:
+            sets["found (supervised)"] = captures.flat(supervised.mask)
+        if unsupervised is not None:
+            sets["found (unsupervised)"] = captures.flat(unsupervised.mask)
+        sets.update(D.reference_sets(captures, current))
+        metrics = D.compare_sets([i for i in items if i.id in set(where)], sets, config)
+        part = f"held-out part ({len(held_ids)} utterances)" if held_ids else "training utterances (nothing held out)"
+        print(f"\nword timing on the {part}, {args.mode} mode:")
+        print(format_table(metrics))
+        payload["comparison"] = {name: m.to_dict() for name, m in metrics.items()}
+        payload["heldout_ids"] = held_ids
+
+    if args.write:
+        target = _write_found_heads(model, Path(args.model), found.pairs, found.time_shift)
+        print(f"wrote the heads into {target}", file=sys.stderr)
+    if args.png:
+        _draw_find(captures, found, config, held_ids or train_ids, Path(args.png))
+    if args.json:
+        D.write_json_atomic(args.json, payload)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+def _write_found_heads(model, path: Path, pairs: list[list[int]], time_shift: float | None) -> Path:  # noqa: ANN001
+    """Store ``pairs`` (and the time shift measured for them, if any) where the checkpoint at ``path`` keeps its
+    heads: CTranslate2 config.json, Hugging Face generation_config.json, or the .pt re-saved. Returns the file."""
+    from ..discovery import write_json_atomic
+
+    folder = path if path.is_dir() else path.parent
+    if model.info.format == "ctranslate2":
+        target = folder / "config.json"
+    elif model.info.format == "huggingface":
+        target = folder / "generation_config.json"
+    elif model.info.format == "openai":
+        from ..checkpoints import save_model
+
+        model.set_alignment_head_pairs(pairs)  # resets the model's time shift: it belonged to the old heads
+        model.alignment_time_shift = float(time_shift or 0.0)
+        save_model(model, path, format="openai")
+        return path
+    else:
+        raise AlignmentHeadsError(f"cannot write heads into a {model.info.format!r} checkpoint")
+    H.write_json_heads(target, pairs)
+    config = json.loads(target.read_text(encoding="utf-8"))
+    config.pop("alignment_time_shift", None)  # a shift measured for other heads would be wrong for these
+    if time_shift:
+        config["alignment_time_shift"] = float(time_shift)
+    write_json_atomic(target, config)
+    return target
+
+
+def _draw_find(captures, found, config, ids: list[str], png: Path) -> None:  # noqa: ANN001
+    """The head-score heat map into ``png`` and one utterance's alignment into ``<png stem>_alignment.png``."""
+    from ..head_scoring import dtw_path, set_matrix, word_times
+    from ..plots import plot_alignment, plot_head_scores
+
+    label = "single-head objective" if found.method == "supervised" else "agreement with consensus"
+    plot_head_scores(found.head_scores, png, chosen=found.mask, label=label,
+                     title=f"{label} per head; chosen heads boxed")
+    item = next(i for i in captures.items(config) if i.id == ids[0])
+    heads = captures.flat(found.mask)
+    matrix = set_matrix(item, heads)
+    second = png.with_name(f"{png.stem}_alignment{png.suffix or '.png'}")
+    plot_alignment(matrix, dtw_path(matrix, config), item.reference, word_times(item, heads, config), second,
+                   title=f"{item.id}: found heads ({found.method})")
+    print(f"wrote {png} and {second}", file=sys.stderr)
