@@ -23,8 +23,16 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# each prints a table and writes benchmarks/results/*.json (they take minutes to an hour on a laptop CPU)
 bench: setup
-	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/calibrate.py --stride 3
+	$(BIN)/python benchmarks/accuracy.py --sets timit-dev
+	$(BIN)/python benchmarks/accuracy.py --sets festival --stride 3
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/longform.py
+	$(BIN)/python benchmarks/heads_split.py
+	$(BIN)/python benchmarks/transcription.py --part accuracy
+	$(BIN)/python benchmarks/transcription.py --part speed
 
 clean:
 	rm -rf $(VENV) .pytest_cache
