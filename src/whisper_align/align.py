@@ -32,9 +32,9 @@ from .alignment.words import (
     truncate_sentence_marks,
 )
 from .audio import (
-    HOP_LENGTH,
     N_FRAMES,
     N_SAMPLES,
+    N_SAMPLES_PER_TOKEN,
     SAMPLE_RATE,
     TOKENS_PER_SECOND,
     is_silent,
@@ -221,12 +221,25 @@ def align_short(
     probabilities: bool = True,
 ) -> list[WordTiming]:
     """Align up to 30 s of audio against the whole transcript in one piece."""
-    n_positions = max(1, len(samples) // HOP_LENGTH // 2)
-    check_fits(len(tokens), n_positions, model, tokenizer)
+    check_fits(len(tokens), max(1, len(samples) // N_SAMPLES_PER_TOKEN), model, tokenizer)
+    return align_window(model, tokenizer, samples, tokens, config, probabilities, 0.0)
+
+
+def align_window(
+    model: Whisper,
+    tokenizer: Tokenizer,
+    chunk: np.ndarray,
+    tokens: list[int],
+    config: AlignmentConfig,
+    probabilities: bool,
+    time_offset: float,
+) -> list[WordTiming]:
+    """Encode one window of up to 30 s and align ``tokens`` against all of its real audio."""
+    n_positions = max(1, len(chunk) // N_SAMPLES_PER_TOKEN)
     with torch.inference_mode():
-        features = model.embed_audio(window_mel(model, samples)[None].to(model.device))
+        features = model.embed_audio(window_mel(model, chunk)[None].to(model.device))
     ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities)
-    return words_of_piece(tokenizer, qk.float().cpu(), tokens, probs, config, 0.0)
+    return words_of_piece(tokenizer, qk.float().cpu(), tokens, probs, config, time_offset)
 
 
 def align_long(
@@ -278,15 +291,9 @@ def align_long(
                 "of audio; check that the text belongs to this audio"
             )
         piece_tokens = [t for wt in word_tokens[done:end] for t in wt]
-        n_positions = max(1, len(chunk) // HOP_LENGTH // 2)
         if last_window:
-            check_fits(len(piece_tokens), n_positions, model, tokenizer)
-        with torch.inference_mode():
-            features = model.embed_audio(window_mel(model, chunk)[None].to(model.device))
-        ((qk, probs),) = run_pieces(
-            model, tokenizer, features, [Piece(0, piece_tokens, 0, n_positions)], probabilities
-        )
-        timings = words_of_piece(tokenizer, qk.float().cpu(), piece_tokens, probs, config, seek)
+            check_fits(len(piece_tokens), max(1, len(chunk) // N_SAMPLES_PER_TOKEN), model, tokenizer)
+        timings = align_window(model, tokenizer, chunk, piece_tokens, config, probabilities, seek)
         cutoff = seek + len(chunk) / SAMPLE_RATE - (0 if last_window else commit_margin)
         take = len(timings) if last_window else sum(1 for t in timings if t.end <= cutoff)
         if take == 0 and not last_window:

@@ -109,7 +109,7 @@ def _line(clip_id: str, words: list | None = None, error: str | None = None) -> 
     return json.dumps({"id": clip_id, "words": rows}, ensure_ascii=False)
 
 
-def align_window(
+def align_packed_window(
     model: Whisper, tokenizer: Tokenizer, window: _Window, config: AlignmentConfig, probabilities: bool = True
 ) -> list[list]:
     """Align every clip of a packed window; returns each clip's words, times relative to the clip."""
@@ -192,11 +192,11 @@ def align_corpus(
                     summary.failed += 1
                     emit([_line(item.utterance.id, error=str(error))])
                 continue
-            results = align_window(model, tokenizer, item, config, probabilities)
+            results = align_packed_window(model, tokenizer, item, config, probabilities)
             emit([_line(clip.utterance.id, words) for clip, words in zip(item.clips, results)])
             summary.aligned += len(item.clips)
     bar.close()
     return summary
 
 
-__all__ = ["align_corpus", "align_window", "done_ids", "CorpusSummary", "GAP_SECONDS"]
+__all__ = ["align_corpus", "align_packed_window", "done_ids", "CorpusSummary", "GAP_SECONDS"]
