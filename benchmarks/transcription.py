@@ -1,0 +1,327 @@
+"""Transcription with word timestamps: ours against openai-whisper's ``transcribe()``, same weights and heads.
+
+Two parts, chosen with ``--part``:
+
+``accuracy``
+    Every clip of each eval set (festival: every ``--stride``-th, all three voices) is transcribed greedily
+    (temperature 0.0, conditioning on earlier text as by default) with word timestamps by openai-whisper and by
+    :func:`whisper_align.transcribe.transcribe` in its default mode (attention captured while decoding, the
+    aligner's default word rules) and, unless ``--no-conformance``, in conformance mode (openai's word rules).
+    Both get the very same float32 samples (:func:`whisper_align.audio.load_audio`), so decoding is identical.
+    Reported: the share of clips whose text equals openai's exactly, the WER of each against the manifest text
+    (normalised with :func:`~whisper_align.evaluation.normalize_words`, word-level Levenshtein, pooled over
+    clips), and the word-timing scores of each against the labelled boundaries
+    (:func:`~whisper_align.evaluation.score`, :func:`~whisper_align.evaluation.format_table`).
+
+``speed``
+    timit-dev clips joined with 0.5 s of silence into ``--minutes`` of audio (built in memory; clips whose
+    samples look corrupted are left out, see :func:`looks_corrupted`), transcribed greedily with and without
+    word timestamps by each contender (ours, openai-whisper, faster-whisper when importable), ``--runs`` times
+    in this process with the same torch threads, contenders interleaved within each run so that load from other
+    processes hits them alike; an untimed warm-up call per contender first (numba compiles openai's DTW).
+    Reports medians, the realtime factor, the ratio to openai in the same setting and each implementation's
+    word-timestamp overhead. On a shared machine ``--threads 1`` gives steadier numbers.
+
+    .venv/bin/python benchmarks/transcription.py --part accuracy [--models tiny.en] [--sets timit-dev festival]
+                                                 [--stride 3] [--limit N] [--no-conformance]
+    .venv/bin/python benchmarks/transcription.py --part speed [--models tiny.en] [--minutes 3] [--runs 3]
+
+Writes benchmarks/results/transcription_accuracy.json or transcription_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "src"))  # runs without installing the package
+from common import manifest, openai_model, write_json  # noqa: E402
+
+from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
+from whisper_align.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.evaluation import Utterance, format_table, load_manifest, normalize_words, score  # noqa: E402
+from whisper_align.transcribe import transcribe  # noqa: E402
+
+TimedWords = list[tuple[str, float, float]]
+
+OURS_MODES = {
+    "ours (captured, default)": AlignmentConfig(),
+    "ours (captured, conformance)": AlignmentConfig(mode="conformance"),
+}
+DEFAULT_STRIDES = {"festival": 3}  # festival is 390 clips; every 3rd still covers all three voices
+
+
+# ---- shared ------------------------------------------------------------------------------------------------------
+
+
+def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
+    """Word-level Levenshtein distance (substitutions, insertions and deletions all cost 1)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref_word in enumerate(reference, start=1):
+        current = [i] + [0] * len(hypothesis)
+        for j, hyp_word in enumerate(hypothesis, start=1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
+        previous = current
+    return previous[-1]
+
+
+def openai_transcribe(reference, audio: np.ndarray, word_timestamps: bool) -> dict:
+    """openai-whisper's ``transcribe()`` as a user calls it, greedy only, float32 on the CPU."""
+    import whisper
+
+    return whisper.transcribe(reference, audio, temperature=0.0, word_timestamps=word_timestamps, fp16=False)
+
+
+def openai_words(result: dict) -> TimedWords:
+    return [(w["word"], float(w["start"]), float(w["end"])) for s in result["segments"] for w in s.get("words", [])]
+
+
+def load_reference(model) -> Any:
+    reference = openai_model(model)
+    if reference is None:
+        sys.exit("openai-whisper (import whisper) is not installed; both parts compare against it")
+    return reference
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table, first column left-aligned, the others right-aligned (as format_table's)."""
+    widths = [max(len(row[k]) for row in [header] + rows) for k in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(cells, widths))]
+        return "| " + " | ".join(padded) + " |"
+
+    separator = "|" + "|".join(("-" * (w + 1) + ":") if k else "-" * (w + 2) for k, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), separator] + [line(row) for row in rows])
+
+
+# ---- part 1: accuracy ------------------------------------------------------------------------------------------
+
+
+def evaluate(model, reference, model_name: str, set_name: str, utterances: list[Utterance],
+             modes: dict[str, AlignmentConfig]) -> dict:
+    names = ["openai"] + list(modes)
+    texts: dict[str, dict[str, str]] = {name: {} for name in names}
+    words: dict[str, dict[str, tuple[TimedWords, TimedWords]]] = {name: {} for name in names}
+    second_pass_windows = {name: 0 for name in modes}
+    threads = torch.get_num_threads()
+    for i, u in enumerate(utterances):
+        audio = load_audio(u.audio)
+        torch.set_num_threads(threads)  # numba's OpenMP layer (openai's DTW) resets it to all cores on first use
+        with torch.no_grad():
+            ref_result = openai_transcribe(reference, audio, word_timestamps=True)
+        texts["openai"][u.id] = ref_result["text"]
+        words["openai"][u.id] = (u.words or [], openai_words(ref_result))
+        for name, config in modes.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a second-pass window is counted below instead
+                ours = transcribe(model, audio, temperature=0.0, word_timestamps=True, alignment_config=config)
+            second_pass_windows[name] += ours.second_pass_windows
+            texts[name][u.id] = ours.text
+            words[name][u.id] = (u.words or [], [(w.word, w.start, w.end) for w in ours.words])
+        print(f"\r{model_name} {set_name}: {i + 1}/{len(utterances)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+
+    ref_word_count = sum(len(normalize_words(u.text)) for u in utterances)
+    text_rows: dict[str, dict] = {}
+    for name in names:
+        errors = sum(edit_distance(normalize_words(u.text), normalize_words(texts[name][u.id])) for u in utterances)
+        same = sum(texts[name][u.id] == texts["openai"][u.id] for u in utterances)
+        differing = [{"id": u.id, "openai": texts["openai"][u.id], "ours": texts[name][u.id]}
+                     for u in utterances if texts[name][u.id] != texts["openai"][u.id]]
+        text_rows[name] = {"utterances": len(utterances), "text_equal_openai": same / len(utterances),
+                           "word_errors": errors, "ref_words": ref_word_count, "wer": errors / ref_word_count,
+                           "differing": differing}
+        if name in second_pass_windows:
+            text_rows[name]["second_pass_windows"] = second_pass_windows[name]
+    metrics = {name: score(words[name]) for name in names}
+    text_table = markdown_table(
+        ["", "utts", "text == openai", "ref words", "word errors", "WER"],
+        [[name, str(r["utterances"]), f"{100 * r['text_equal_openai']:.1f}%", str(r["ref_words"]),
+          str(r["word_errors"]), f"{100 * r['wer']:.2f}%"] for name, r in text_rows.items()],
+    )
+    return {"text": text_rows, "text_table": text_table, "metrics": {n: m.to_dict() for n, m in metrics.items()},
+            "timing_table": format_table(metrics)}
+
+
+def run_accuracy(args: argparse.Namespace) -> None:
+    modes = dict(OURS_MODES)
+    if args.no_conformance:
+        del modes["ours (captured, conformance)"]
+    results = {}
+    for model_name in args.models:
+        model = load_model(model_name)
+        reference = load_reference(model)
+        for set_name in args.sets:
+            stride = args.stride if args.stride is not None else DEFAULT_STRIDES.get(set_name, 1)
+            utterances = load_manifest(manifest(set_name))[::stride][: args.limit]
+            result = evaluate(model, reference, model_name, set_name, utterances, modes)
+            result["stride"] = stride
+            results[f"{model_name}/{set_name}"] = result
+            print(f"\n## {model_name} on {set_name} ({len(utterances)} clips, stride {stride}, greedy)\n")
+            print(result["text_table"] + "\n")
+            print(result["timing_table"])
+            for name, row in result["text"].items():
+                for d in row["differing"][:3]:
+                    print(f"  {name} differs on {d['id']}: openai {d['openai']!r} / ours {d['ours']!r}")
+    path = write_json("transcription_accuracy", {"args": vars(args), "results": results})
+    print(f"\nwrote {path}")
+
+
+# ---- part 2: speed ---------------------------------------------------------------------------------------------
+
+
+def looks_corrupted(samples: np.ndarray) -> bool:
+    """Whether a 16-bit clip's loud samples often have a zero low byte (normal speech: ~0.4 % of them).
+
+    About a quarter of the timit-dev WAVs look like this (speech at full scale in steps of 1/128); greedy
+    decoding of them tends to fall into a repetition loop that, conditioned on, runs on into the next clips,
+    so the speed test would time hallucinations rather than transcription.
+    """
+    ints = np.round(samples * 32768).astype(np.int32)
+    loud = ints[np.abs(ints) > 3000]
+    return len(loud) > 0 and float(np.mean((loud & 0xFF) == 0)) > 0.05
+
+
+def long_audio(minutes: float, gap_s: float = 0.5) -> np.ndarray:
+    """timit-dev clips (those that do not look corrupted) joined with ``gap_s`` of silence until at least
+    ``minutes`` of audio (repeating the set if it is too short), trimmed to exactly that length."""
+    utterances = load_manifest(manifest("timit-dev"))
+    clips = [clip for clip in (load_audio(u.audio) for u in utterances) if not looks_corrupted(clip)]
+    target = int(minutes * 60 * SAMPLE_RATE)
+    gap = np.zeros(int(gap_s * SAMPLE_RATE), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    total, index = 0, 0
+    while total < target:
+        clip = clips[index % len(clips)]
+        pieces += [clip, gap]
+        total += len(clip) + len(gap)
+        index += 1
+    return np.concatenate(pieces)[:target]
+
+
+Contender = Callable[[np.ndarray, bool], tuple[str, int]]  # (audio, word_timestamps) -> (text, segments)
+
+
+def faster_whisper_contender(model_name: str) -> Contender | None:
+    """faster-whisper with the same CTranslate2 weights, greedy on the CPU (None if not importable)."""
+    try:
+        import faster_whisper
+    except ImportError:
+        return None
+    fw = faster_whisper.WhisperModel(model_name, device="cpu", compute_type="float32",
+                                     cpu_threads=torch.get_num_threads())
+
+    def run(audio: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+        segments, _ = fw.transcribe(audio, beam_size=1, temperature=0.0, word_timestamps=word_timestamps,
+                                    language="en")
+        texts = [s.text for s in segments]  # the generator does the work
+        return "".join(texts), len(texts)
+
+    return run
+
+
+def run_speed(args: argparse.Namespace) -> None:
+    results = {}
+    for model_name in args.models:
+        model = load_model(model_name)
+        reference = load_reference(model)
+        audio = long_audio(args.minutes)
+        seconds = len(audio) / SAMPLE_RATE
+
+        def ours(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+            result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps)
+            return result.text, len(result.segments)
+
+        def openai(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+            with torch.no_grad():
+                result = openai_transcribe(reference, samples, word_timestamps)
+            return result["text"], len(result["segments"])
+
+        contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours}
+        fw = faster_whisper_contender(model_name)
+        if fw is not None:
+            contenders["faster-whisper"] = fw
+        else:
+            print("faster-whisper is not importable; skipped", file=sys.stderr)
+
+        settings = [(name, wt) for name in contenders for wt in (False, True)]
+        times: dict[tuple[str, bool], list[float]] = {key: [] for key in settings}
+        outputs: dict[tuple[str, bool], tuple[str, int]] = {}
+        threads = torch.get_num_threads()
+        warm_up = audio[: 5 * SAMPLE_RATE]
+        for name in contenders:
+            contenders[name](warm_up, True)
+        for run in range(args.runs):
+            for name, wt in settings:
+                # numba's OpenMP layer (openai's DTW) resets torch's thread count to all cores on first use
+                torch.set_num_threads(threads)
+                start = time.perf_counter()
+                outputs[(name, wt)] = contenders[name](audio, wt)
+                times[(name, wt)].append(time.perf_counter() - start)
+                print(f"run {run + 1}/{args.runs} {name} word_timestamps={wt}: {times[(name, wt)][-1]:.2f} s",
+                      file=sys.stderr)
+
+        medians = {key: statistics.median(ts) for key, ts in times.items()}
+        rows, table = [], []
+        for name, wt in settings:
+            median = medians[(name, wt)]
+            ratio = medians[("openai-whisper", wt)] / median
+            rows.append({"contender": name, "word_timestamps": wt, "seconds": times[(name, wt)], "median_s": median,
+                         "realtime_factor": seconds / median, "speedup_vs_openai": ratio,
+                         "segments": outputs[(name, wt)][1],
+                         "text_equal_openai": outputs[(name, wt)][0] == outputs[("openai-whisper", wt)][0]})
+            table.append([name, "yes" if wt else "no", f"{median:.2f}", f"{seconds / median:.1f}", f"{ratio:.2f}x"])
+        overhead = {name: medians[(name, True)] / medians[(name, False)] - 1 for name in contenders}
+        speed_table = markdown_table(["contender", "word timestamps", "median s", "x realtime",
+                                      "ratio vs openai same setting"], table)
+        overhead_table = markdown_table(["contender", "word timestamps overhead %"],
+                                        [[name, f"{100 * o:+.1f}%"] for name, o in overhead.items()])
+        results[model_name] = {"audio_seconds": seconds, "torch_threads": threads, "rows": rows,
+                               "word_timestamps_overhead": overhead, "speed_table": speed_table,
+                               "overhead_table": overhead_table}
+        print(f"\n## {model_name}: {seconds / 60:.1f} min of timit-dev speech, {threads} torch "
+              f"threads, median of {args.runs} runs\n")
+        print(speed_table + "\n")
+        print(overhead_table)
+        openai_segments = {wt: outputs[("openai-whisper", wt)][1] for wt in (False, True)}
+        for row in rows:
+            if not row["text_equal_openai"]:
+                print(f"note: {row['contender']} (word timestamps {row['word_timestamps']}) text differs from "
+                      f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})")
+    path = write_json("transcription_speed", {"args": vars(args), "results": results})
+    print(f"\nwrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["accuracy", "speed"], required=True)
+    parser.add_argument("--models", nargs="+", default=["tiny.en"])
+    parser.add_argument("--sets", nargs="+", default=["timit-dev", "festival"], help="accuracy: eval sets")
+    parser.add_argument("--stride", type=int, help="accuracy: every Nth clip (default 3 for festival, else 1)")
+    parser.add_argument("--limit", type=int, help="accuracy: first N clips of each set (quick runs)")
+    parser.add_argument("--no-conformance", action="store_true", help="accuracy: skip our conformance-mode row")
+    parser.add_argument("--minutes", type=float, default=3.0, help="speed: minutes of audio")
+    parser.add_argument("--runs", type=int, default=3, help="speed: runs per contender and setting")
+    parser.add_argument("--threads", type=int, help="torch threads for everything (default: torch's)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.part == "accuracy":
+        run_accuracy(args)
+    else:
+        run_speed(args)
+
+
+if __name__ == "__main__":
+    main()
