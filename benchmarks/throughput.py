@@ -7,7 +7,10 @@ what a user of openai-whisper writes: per clip, the log-mel of the clip padded t
 Each is run ``--runs`` times; the table gives medians and the ratio to the reference. Accuracy of each run is
 scored too, so speed is never bought with wrong times.
 
-    .venv/bin/python benchmarks/throughput.py [--model tiny.en] [--set timit-dev] [--runs 3]
+    .venv/bin/python benchmarks/throughput.py [--model tiny.en] [--set timit-dev] [--runs 3] [--device cuda]
+
+On a GPU (``--device cuda``) both run there in float32, ours also in float16, and the results go to
+``throughput_cuda.json``.
 """
 
 from __future__ import annotations
@@ -47,11 +50,18 @@ def run_openai(reference, model, utterances) -> dict:
     for u in utterances:
         audio = load_audio(u.audio)
         mel = whisper.log_mel_spectrogram(torch.from_numpy(audio), n_mels=reference.dims.n_mels, padding=N_SAMPLES)
+        mel = mel.to(reference.device)
         tokens = prepare_text(tokenizer, u.text)
         with torch.no_grad():
             timings = whisper.timing.find_alignment(reference, ref_tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000)
         out[u.id] = [(t.word, float(t.start), float(t.end)) for t in timings]
+    synchronize(reference.device)
     return out
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def run_ours(model, manifest_path: Path, pack: bool) -> dict:
@@ -59,6 +69,7 @@ def run_ours(model, manifest_path: Path, pack: bool) -> dict:
         out = Path(tmp) / "out.jsonl"
         align_corpus(model, manifest_path, out, pack=pack, progress=False)
         lines = [json.loads(line) for line in out.read_text().splitlines()]
+    synchronize(model.device)
     return {line["id"]: [(w["word"], w["start"], w["end"]) for w in line.get("words", [])] for line in lines}
 
 
@@ -67,6 +78,7 @@ def main() -> None:
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--set", default="timit-dev")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
 
     manifest_path = manifest(args.set)
@@ -74,6 +86,7 @@ def main() -> None:
     audio_seconds = sum(len(load_audio(u.audio)) for u in utterances) / 16000
     model = load_model(args.model)
     reference = openai_model(model)
+    model = model.to(args.device)
     contenders = {
         "openai find_alignment loop": lambda: run_openai(reference, model, utterances),
         "whisper-align, one clip per window": lambda: run_ours(model, manifest_path, pack=False),
@@ -81,6 +94,13 @@ def main() -> None:
     }
     if reference is None:
         del contenders["openai find_alignment loop"]
+    else:
+        reference = reference.to(args.device)
+    if model.device.type == "cuda":
+        half = load_model(args.model, device=args.device, dtype=torch.float16)
+        contenders["whisper-align, packed windows, fp16"] = lambda: run_ours(half, manifest_path, pack=True)
+        for fn in list(contenders.values()):
+            fn()  # warm-up: CUDA context, kernels and cuBLAS handles
 
     times: dict[str, list[float]] = {name: [] for name in contenders}
     accuracy = {}
@@ -95,8 +115,10 @@ def main() -> None:
 
     base = statistics.median(times[next(iter(contenders))])
     rows = []
+    where = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else \
+        f"{torch.get_num_threads()} CPU threads"
     print(f"\n{args.set}: {len(utterances)} clips, {audio_seconds / 60:.1f} min of audio, model {args.model}, "
-          f"{torch.get_num_threads()} threads, median of {args.runs} runs\n")
+          f"{where}, median of {args.runs} runs\n")
     print(f"| {'contender':36} | {'median s':>8} | {'x realtime':>10} | {'speed-up':>8} |")
     print(f"|{'-' * 38}|{'-' * 10}:|{'-' * 12}:|{'-' * 10}:|")
     for name, ts in times.items():
@@ -106,7 +128,8 @@ def main() -> None:
         print(f"| {name:36} | {median:8.2f} | {audio_seconds / median:10.1f} | {base / median:7.2f}x |")
     print("\naccuracy of each contender (first run):\n")
     print(format_table(accuracy))
-    path = write_json("throughput", {"args": vars(args), "clips": len(utterances), "audio_seconds": audio_seconds,
+    name = "throughput" if args.device == "cpu" else f"throughput_{model.device.type}"
+    path = write_json(name, {"args": vars(args), "device": where, "clips": len(utterances), "audio_seconds": audio_seconds,
                                      "rows": rows})
     print(f"\nwrote {path}")
 

@@ -76,10 +76,12 @@ def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
 
 
 def openai_transcribe(reference, audio: np.ndarray, word_timestamps: bool) -> dict:
-    """openai-whisper's ``transcribe()`` as a user calls it, greedy only, float32 on the CPU."""
+    """openai-whisper's ``transcribe()`` as a user calls it, greedy only; float32 on the CPU, float16 on a GPU
+    (its default there, and ours)."""
     import whisper
 
-    return whisper.transcribe(reference, audio, temperature=0.0, word_timestamps=word_timestamps, fp16=False)
+    fp16 = reference.device.type != "cpu"
+    return whisper.transcribe(reference, audio, temperature=0.0, word_timestamps=word_timestamps, fp16=fp16)
 
 
 def openai_words(result: dict) -> TimedWords:
@@ -193,6 +195,11 @@ def looks_corrupted(samples: np.ndarray) -> bool:
     return len(loud) > 0 and float(np.mean((loud & 0xFF) == 0)) > 0.05
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def long_audio(minutes: float, gap_s: float = 0.5) -> np.ndarray:
     """timit-dev clips (those that do not look corrupted) joined with ``gap_s`` of silence until at least
     ``minutes`` of audio (repeating the set if it is too short), trimmed to exactly that length."""
@@ -235,21 +242,24 @@ def run_speed(args: argparse.Namespace) -> None:
     results = {}
     for model_name in args.models:
         model = load_model(model_name)
-        reference = load_reference(model)
+        reference = load_reference(model).to(args.device)
+        model = model.to(args.device)
         audio = long_audio(args.minutes)
         seconds = len(audio) / SAMPLE_RATE
 
         def ours(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
             result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps)
+            synchronize(model.device)
             return result.text, len(result.segments)
 
         def openai(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
             with torch.no_grad():
                 result = openai_transcribe(reference, samples, word_timestamps)
+            synchronize(reference.device)
             return result["text"], len(result["segments"])
 
         contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours}
-        fw = faster_whisper_contender(model_name)
+        fw = faster_whisper_contender(model_name) if args.device == "cpu" else None
         if fw is not None:
             contenders["faster-whisper"] = fw
         else:
@@ -299,7 +309,10 @@ def run_speed(args: argparse.Namespace) -> None:
             if not row["text_equal_openai"]:
                 print(f"note: {row['contender']} (word timestamps {row['word_timestamps']}) text differs from "
                       f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})")
-    path = write_json("transcription_speed", {"args": vars(args), "results": results})
+    name = "transcription_speed" if args.device == "cpu" else f"transcription_speed_{torch.device(args.device).type}"
+    if args.device != "cpu":
+        results["device"] = torch.cuda.get_device_name(torch.device(args.device))
+    path = write_json(name, {"args": vars(args), "results": results})
     print(f"\nwrote {path}")
 
 
@@ -313,6 +326,7 @@ def main() -> None:
     parser.add_argument("--no-conformance", action="store_true", help="accuracy: skip our conformance-mode row")
     parser.add_argument("--minutes", type=float, default=3.0, help="speed: minutes of audio")
     parser.add_argument("--runs", type=int, default=3, help="speed: runs per contender and setting")
+    parser.add_argument("--device", default="cpu", help="speed: cpu or cuda")
     parser.add_argument("--threads", type=int, help="torch threads for everything (default: torch's)")
     args = parser.parse_args()
     if args.threads:

@@ -165,6 +165,26 @@ def test_load_audio_reads_16k_wav_exactly():
     np.testing.assert_array_equal(samples, expected)
 
 
+def test_plain_wavs_skip_ffmpeg_and_give_ffmpegs_samples(monkeypatch):
+    files = timit_files(6)
+    direct = [A.load_audio(path) for path in files]
+    assert all(A._read_plain_wav(path, 16000) is not None for path in files)  # the fast path was taken
+    monkeypatch.setattr(A, "_read_plain_wav", lambda path, rate: None)  # force PyAV / FFmpeg
+    for path, samples in zip(files, direct):
+        np.testing.assert_array_equal(A.load_audio(path), samples)
+
+
+def test_wavs_that_need_conversion_go_through_ffmpeg(tmp_path):
+    tone = 0.5 * np.sin(np.linspace(0, 200, 8000))
+    assert A._read_plain_wav(write_wav(tmp_path / "8k.wav", tone, 8000), 16000) is None
+    assert A._read_plain_wav(write_wav(tmp_path / "st.wav", np.stack([tone, tone], 1), 16000), 16000) is None
+    assert len(A.load_audio(tmp_path / "8k.wav")) == pytest.approx(16000, abs=32)  # resampled by FFmpeg
+    truncated = tmp_path / "cut.wav"
+    truncated.write_bytes(write_wav(tmp_path / "full.wav", tone, 16000).read_bytes()[:-1001])
+    assert A._read_plain_wav(truncated, 16000) is None
+    assert 7400 < len(A.load_audio(truncated)) < 8000  # FFmpeg reads what is there
+
+
 def test_load_audio_resamples_and_downmixes(tmp_path):
     rate, seconds = 44100, 1.0
     t = np.arange(int(rate * seconds)) / rate

@@ -135,6 +135,31 @@ def test_ctranslate2_int8_weights_are_dequantized_per_row(tmp_path: Path) -> Non
     assert torch.equal(loaded.decoder.token_embedding.weight, expected["decoder/embeddings/weight"])
 
 
+def test_ctranslate2_int8_writing_round_trips_within_a_quantization_step(tmp_path: Path) -> None:
+    model = small_model()
+    save_model(model, tmp_path, format="ctranslate2", dtype=torch.int8)
+    raw = ctranslate2.read_variables([tmp_path / "model.bin"])
+    assert raw.variables["decoder/embeddings/weight"].dtype == torch.int8
+    assert raw.variables["encoder/layer_0/ffn/linear_0/weight_scale"].dtype == torch.float32
+    assert raw.variables["encoder/layer_0/ffn/linear_0/bias"].dtype == torch.float16
+    assert raw.variables["encoder/conv1/weight"].dtype == torch.float16  # convolutions are not quantized
+    loaded = ctranslate2.read(tmp_path).model
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values()):
+        if name == "alignment_heads":
+            continue
+        step = a.abs().amax(dim=-1, keepdim=True) / 127 if a.dim() == 2 and "positional" not in name else 1e-3
+        assert torch.all((a - b).abs() <= step / 2 + 1e-3 * a.abs() + 1e-6), name
+    mel = torch.randn(1, SMALL.n_mels, 2 * SMALL.n_audio_ctx)
+    with torch.no_grad():  # (this toy's decoder width differs from its encoder's, so only the encoder runs)
+        expected, actual = model.encoder(mel), loaded.encoder(mel)
+    assert torch.corrcoef(torch.stack([expected.flatten(), actual.flatten()]))[0, 1] > 0.999
+    assert loaded.alignment_head_pairs() == model.alignment_head_pairs()
+    with pytest.raises(ValueError, match="int8"):
+        save_model(model, tmp_path / "x", format="ctranslate2", dtype=torch.int16)
+    with pytest.raises(ValueError, match="CTranslate2 folders only"):
+        save_model(model, tmp_path / "x.pt", format="openai", dtype=torch.int8)
+
+
 def test_ctranslate2_nonzero_key_bias_is_rejected(tmp_path: Path) -> None:
     variables = ctranslate2._variables_of(small_model(), torch.float32)
     variables["encoder/layer_0/self_attention/linear_0/bias"][SMALL.n_audio_state] = 0.5  # inside the key part
@@ -408,7 +433,9 @@ def test_ctranslate2_write_reproduces_the_bundled_file(tiny: Whisper, tiny_folde
     assert names.sha256_file(written) == names.sha256_file(tiny_folder / "model.bin")  # byte for byte
     config = json.loads((tmp_path / "config.json").read_text())
     original = json.loads((tiny_folder / "config.json").read_text())
-    assert config == original  # heads, lang_ids and suppress_ids carried over
+    # Our one addition is the heads' calibrated time shift; the rest (heads, lang_ids, suppress_ids) is carried over.
+    assert config.pop("alignment_time_shift") == pytest.approx(tiny.alignment_time_shift)
+    assert config == original
     assert (tmp_path / "tokenizer.json").read_bytes() == (tiny_folder / "tokenizer.json").read_bytes()
 
 

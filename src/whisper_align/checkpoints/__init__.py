@@ -132,8 +132,17 @@ def load_model(
     return model.eval()
 
 
-def save_model(model: Whisper, path: str | os.PathLike[str], format: str = "openai") -> None:  # noqa: A002
-    """Write ``model`` (weights and alignment heads) as an openai .pt file or a CTranslate2 / Hugging Face folder."""
+def save_model(
+    model: Whisper, path: str | os.PathLike[str], format: str = "openai", dtype: torch.dtype | None = None  # noqa: A002
+) -> None:
+    """Write ``model`` (weights and alignment heads) as an openai .pt file or a CTranslate2 / Hugging Face folder.
+
+    ``dtype`` chooses the stored weights' type for CTranslate2 (float16 by default, or bfloat16, float32, int8);
+    the other formats store the model's own dtype.
+    """
+    if dtype is not None and format != "ctranslate2":
+        raise ValueError(f"dtype applies to CTranslate2 folders only; convert the model itself (model.to(dtype)) "
+                         f"before saving it as {format}")
     if format == "openai":
         from . import openai
 
@@ -141,7 +150,7 @@ def save_model(model: Whisper, path: str | os.PathLike[str], format: str = "open
     elif format == "ctranslate2":
         from . import ctranslate2
 
-        ctranslate2.write(model, path)
+        ctranslate2.write(model, path, dtype=dtype or torch.float16)
     elif format == "huggingface":
         from . import huggingface
 
