@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, openai_model, write_json  # noqa: E402
 
-from whisper_align.align import Piece, prepare_text, run_pieces, window_mel, words_of_piece  # noqa: E402
+from whisper_align.aligner import Piece, prepare_text, run_pieces, window_mel, words_of_piece  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402

@@ -2,7 +2,7 @@
 
 The recording concatenates labelled clips (timit-dev first, then festival until ``--minutes`` is reached) with
 0.5-2.0 s of silence between them (seeded), shifting each clip's reference word times. Its whole transcript is
-aligned in one call of ``whisper_align.align`` (30 s windows, see ``align.align_long``), then scored against
+aligned in one call of ``whisper_align.align`` (30 s windows, see ``aligner.align_long``), then scored against
 the shifted references and compared with aligning the same clips one by one. Peak resident memory is reported.
 
     .venv/bin/python benchmarks/longform.py [--model tiny.en] [--minutes 10]
@@ -21,7 +21,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, write_json  # noqa: E402
 
-from whisper_align.align import align  # noqa: E402
+from whisper_align.aligner import align  # noqa: E402
 from whisper_align.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.evaluation import format_table, load_manifest, score  # noqa: E402

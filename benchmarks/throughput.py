@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, openai_model, write_json  # noqa: E402
 
-from whisper_align.align import prepare_text  # noqa: E402
+from whisper_align.aligner import prepare_text  # noqa: E402
 from whisper_align.audio import N_SAMPLES, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.corpus import align_corpus  # noqa: E402

@@ -5,7 +5,7 @@ Two parts, chosen with ``--part``:
 ``accuracy``
     Every clip of each eval set (festival: every ``--stride``-th, all three voices) is transcribed greedily
     (temperature 0.0, conditioning on earlier text as by default) with word timestamps by openai-whisper and by
-    :func:`whisper_align.transcribe.transcribe` in its default mode (attention captured while decoding, the
+    :func:`whisper_align.transcriber.transcribe` in its default mode (attention captured while decoding, the
     aligner's default word rules) and, unless ``--no-conformance``, in conformance mode (openai's word rules).
     Both get the very same float32 samples (:func:`whisper_align.audio.load_audio`), so decoding is identical.
     Reported: the share of clips whose text equals openai's exactly, the WER of each against the manifest text
@@ -50,7 +50,7 @@ from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.evaluation import Utterance, format_table, load_manifest, normalize_words, score  # noqa: E402
-from whisper_align.transcribe import transcribe  # noqa: E402
+from whisper_align.transcriber import transcribe  # noqa: E402
 
 TimedWords = list[tuple[str, float, float]]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align.align import Piece, align, prepare_text, run_pieces, window_mel, words_of_piece
+from whisper_align.aligner import Piece, align, prepare_text, run_pieces, window_mel, words_of_piece
 from whisper_align.alignment.words import AlignmentConfig
 from whisper_align.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
 from whisper_align.checkpoints import load_model, save_model
@@ -173,3 +173,17 @@ def test_cli_align_writes_subtitles_and_demo_prints_words(tmp_path, capsys):
     assert "weather" in printed and "fire." in printed
     assert main(["align", str(DEMO)]) == 2  # no transcript: a clear error, not a traceback
     assert "--text" in capsys.readouterr().err
+
+
+def test_package_level_functions_are_not_shadowed_by_their_modules():
+    """`whisper_align.align` stays the function after every submodule has been imported."""
+    import importlib
+    import pkgutil
+
+    import whisper_align
+
+    for module in pkgutil.walk_packages(whisper_align.__path__, "whisper_align."):
+        if not module.name.endswith("__main__"):  # that one runs the CLI
+            importlib.import_module(module.name)
+    for name in ("align", "transcribe", "load_model", "save_model", "align_corpus"):
+        assert callable(getattr(whisper_align, name)), name

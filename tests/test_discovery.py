@@ -235,7 +235,7 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_capture_holds_every_head_and_matches_run_pieces(small_checkpoint: Path, tmp_path: Path) -> None:
-    from whisper_align.align import Piece, prepare_text, run_pieces, window_mel
+    from whisper_align.aligner import Piece, prepare_text, run_pieces, window_mel
     from whisper_align.audio import load_audio
     from whisper_align.tokenizer import get_tokenizer
 

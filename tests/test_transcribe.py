@@ -89,7 +89,7 @@ def assert_sane_words(result) -> None:
 
 @pytest.mark.parametrize("clip", CLIPS)
 def test_greedy_matches_openai_and_captured_words_match_a_second_pass(model, reference, clip):
-    from whisper_align.transcribe import transcribe
+    from whisper_align.transcriber import transcribe
 
     samples = audio(clip)
     theirs = openai_transcribe(reference, samples, temperature=0.0, word_timestamps=True)
@@ -120,7 +120,7 @@ def test_greedy_matches_openai_and_captured_words_match_a_second_pass(model, ref
 
 
 def test_beam_search_matches_openai(model, reference):
-    from whisper_align.transcribe import transcribe
+    from whisper_align.transcriber import transcribe
 
     samples = audio(CLIPS[1])
     theirs = openai_transcribe(reference, samples, temperature=0.0, beam_size=5)
@@ -132,7 +132,7 @@ def test_beam_search_matches_openai(model, reference):
 def test_long_form_windows_match_openai(model, reference):
     """33 s, mostly silence (cheap to decode): the second window starts at the first window's last word end and
     is prompted with its text."""
-    from whisper_align.transcribe import transcribe
+    from whisper_align.transcriber import transcribe
 
     a, b = audio(CLIPS[0]), audio(CLIPS[1])
     silence = lambda seconds: np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
@@ -156,7 +156,7 @@ def test_long_form_windows_match_openai(model, reference):
 
 def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, reference):
     """openai's own word procedure (second pass, conformance rules): segments and words identical."""
-    from whisper_align.transcribe import transcribe
+    from whisper_align.transcriber import transcribe
 
     samples = np.concatenate([audio(CLIPS[0]), np.zeros(3 * SAMPLE_RATE, dtype=np.float32), audio(CLIPS[1])])
     options = dict(temperature=0.0, clip_timestamps="0.5,6.5", initial_prompt="Carry the rag.",
@@ -170,7 +170,7 @@ def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, refer
 
 
 def test_falls_back_to_a_second_pass_and_says_so(model, monkeypatch):
-    import whisper_align.transcribe as module
+    import whisper_align.transcriber as module
 
     monkeypatch.setattr(module, "_captured_matrix", lambda *args, **kwargs: None)  # as if capture were impossible
     with pytest.warns(UserWarning, match="separate decoder pass"):
@@ -180,7 +180,7 @@ def test_falls_back_to_a_second_pass_and_says_so(model, monkeypatch):
 
 
 def test_bad_options_are_typed_errors(model):
-    from whisper_align.transcribe import transcribe
+    from whisper_align.transcriber import transcribe
 
     samples = np.zeros(SAMPLE_RATE, dtype=np.float32)
     with pytest.raises(DecodingError, match="word_alignment"):

@@ -19,9 +19,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "checkpoints",
     "save_model": "checkpoints",
-    "align": "align",
+    "align": "aligner",
     "align_corpus": "corpus",
-    "transcribe": "transcribe",
+    "transcribe": "transcriber",
     "AlignmentConfig": "alignment.words",
     "Word": "types",
     "Segment": "types",

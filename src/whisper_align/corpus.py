@@ -2,8 +2,8 @@
 
 Short clips are mostly padding when each gets its own 30 s window, so clips are *packed*: consecutive clips go
 into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
-:class:`~whisper_align.align.Piece` whose attention is cropped to its own stretch of the window, so the clips do
-not see each other's text. Clips longer than a window go through :func:`~whisper_align.align.align_long`.
+:class:`~whisper_align.aligner.Piece` whose attention is cropped to its own stretch of the window, so the clips do
+not see each other's text. Clips longer than a window go through :func:`~whisper_align.aligner.align_long`.
 
 Output is appended one line per clip and flushed after each window, so an interrupted run loses at most the
 window in flight; a rerun reads the ids already written and skips them (a torn last line is cut off first).
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .align import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
+from .aligner import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
 from .alignment.words import AlignmentConfig, resolve_config
 from .audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
 from .errors import WhisperAlignError

@@ -5,7 +5,7 @@ bookkeeping and ranking), so the same weights give the same tokens. What it adds
 ``DecodingOptions(capture_attention=True)`` every decoder call also returns the cross-attention scores of the
 model's alignment heads, and the result carries, for the chosen sequence, one score row per token position
 (initial tokens, then each sampled token) — following the chosen beam back through every reorder. Word timings
-then need no second decoder pass (see :mod:`whisper_align.transcribe`).
+then need no second decoder pass (see :mod:`whisper_align.transcriber`).
 
 Rows and tokens line up like this: ``attention[:, p]`` is the query row of position ``p`` of
 ``initial_tokens + tokens``; that row is the one that *predicted* token ``p + 1``. The last row (the last sampled

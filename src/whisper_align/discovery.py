@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .align import Piece, check_fits, prepare_text, run_pieces, window_mel
+from .aligner import Piece, check_fits, prepare_text, run_pieces, window_mel
 from .alignment.words import AlignmentConfig
 from .audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE, load_audio
 from .errors import AudioError, ManifestError, TranscriptError

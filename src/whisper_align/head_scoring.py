@@ -108,7 +108,7 @@ def timings_from_matrix(
     config: AlignmentConfig,
     duration: float,
 ) -> list[WordTiming]:
-    """Words timed from an alignment matrix exactly as :func:`whisper_align.align.words_of_piece` does it."""
+    """Words timed from an alignment matrix exactly as :func:`whisper_align.aligner.words_of_piece` does it."""
     n_tokens = sum(len(t) for t in word_tokens) - 1
     timings = align_words(matrix, words, word_tokens, [0.0] * n_tokens, config, duration=duration)
     if config.conformance:

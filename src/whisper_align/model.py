@@ -46,10 +46,13 @@ class ModelInfo:
 
 
 class LayerNorm(nn.LayerNorm):
-    """LayerNorm computed in float32 whatever the input dtype (as openai-whisper does)."""
+    """LayerNorm computed in float32 whatever the input and parameter dtypes (openai-whisper computes it in
+    float32 too, but with float16 parameters that only works on a GPU)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        weight = None if self.weight is None else self.weight.float()
+        bias = None if self.bias is None else self.bias.float()
+        return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).type(x.dtype)
 
 
 class Linear(nn.Linear):

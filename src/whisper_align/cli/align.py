@@ -45,7 +45,7 @@ def print_words(result) -> None:  # noqa: ANN001
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from ..align import align
+    from ..aligner import align
     from ..corpus import align_corpus
 
     if args.manifest:
@@ -79,7 +79,7 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..align import align
+    from ..aligner import align
 
     audio, text_file = REPO_SAMPLES / "demo.wav", REPO_SAMPLES / "demo.txt"
     if not audio.is_file() or not text_file.is_file():

@@ -4,7 +4,7 @@
     whisper-align eval manifest.jsonl --model base --heads '[[3,1],[4,2]]' --mode conformance --json out.json
     whisper-align eval manifest.jsonl --per-utterance --tolerance 0.02
 
-Each utterance's text is force-aligned to its audio (:func:`whisper_align.align.align`: one window up to 30 s,
+Each utterance's text is force-aligned to its audio (:func:`whisper_align.aligner.align`: one window up to 30 s,
 window by window beyond), then scored with :func:`whisper_align.evaluation.score` (median and mean errors,
 shares within 20/50/100/200 ms, boundary precision/recall/F1 at ``--tolerance``).
 """
@@ -52,7 +52,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..align import align
+    from ..aligner import align
     from ..alignment.words import AlignmentConfig
     from ..checkpoints import load_model
     from ..discovery import write_json_atomic

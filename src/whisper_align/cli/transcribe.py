@@ -5,7 +5,7 @@
     whisper-align transcribe talk.wav --word-timestamps --output-format vtt --highlight-words
 
 Word timestamps come from the attention captured while decoding (no second decoder pass); see
-:mod:`whisper_align.transcribe`.
+:mod:`whisper_align.transcriber`.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..alignment.words import AlignmentConfig
     from ..checkpoints import load_model
-    from ..transcribe import transcribe
+    from ..transcriber import transcribe
     from ..writers import write_result
 
     output_dir = Path(args.output_dir)
