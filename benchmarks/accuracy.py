@@ -1,12 +1,15 @@
 """Word-timing accuracy of forced alignment on the labelled eval sets.
 
 For each model and eval set: openai-whisper's own ``find_alignment`` (the reference, same weights and heads),
-our conformance mode, and our default mode, scored against the human/synthesiser word boundaries. Also checks
-conformance: the share of words whose start and end are within 20 ms of openai-whisper's.
+our conformance mode, our default mode without and with the heads' calibrated time shift (the shift was measured
+by calibrate.py on festival clips 0, 3, 6, ...; ``--offset 1`` keeps festival runs off those), scored against the
+human/synthesiser word boundaries. Also checks conformance: the share of words whose start and end are within
+20 ms of openai-whisper's.
 
     .venv/bin/python benchmarks/accuracy.py [--models tiny.en base] [--sets timit-dev festival] [--limit N]
+                                            [--stride N] [--offset K]
 
-Prints a table and writes benchmarks/results/accuracy.json.
+Prints a table and writes benchmarks/results/accuracy_<sets>.json.
 """
 
 from __future__ import annotations
@@ -22,13 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, openai_model, write_json  # noqa: E402
 
 from whisper_align.aligner import Piece, prepare_text, run_pieces, window_mel, words_of_piece  # noqa: E402
-from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
+from whisper_align.alignment.words import AlignmentConfig, resolve_config  # noqa: E402
 from whisper_align.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.evaluation import format_table, load_manifest, score  # noqa: E402
 from whisper_align.tokenizer import get_tokenizer  # noqa: E402
 
-MODES = {"conformance": AlignmentConfig(mode="conformance"), "default": AlignmentConfig()}
+MODES = {
+    "conformance": AlignmentConfig(mode="conformance"),
+    "default, no time shift": AlignmentConfig(time_shift=0.0),
+    "default": AlignmentConfig(),  # the model's calibrated time shift
+}
 
 
 def openai_words(reference, tokenizer, samples: np.ndarray, tokens: list[int]) -> list[tuple[str, float, float]]:
@@ -53,8 +60,10 @@ def openai_raw(reference, tokenizer, samples, tokens):
         return whisper.timing.find_alignment(reference, tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000)
 
 
-def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: bool, stride: int = 1) -> dict:
+def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: bool, stride: int = 1,
+             offset: int = 0) -> dict:
     model = load_model(model_name)
+    modes = {name: resolve_config(config, model.alignment_time_shift) for name, config in MODES.items()}
     tokenizer = get_tokenizer(model)
     reference = openai_model(model) if with_openai else None
     if reference is not None:
@@ -64,8 +73,8 @@ def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: boo
             model.is_multilingual, num_languages=model.num_languages, language="en" if model.is_multilingual else None,
             task="transcribe",
         )
-    utterances = load_manifest(manifest(set_name))[::stride][:limit]
-    hyps: dict[str, dict] = {name: {} for name in (["openai"] if reference is not None else []) + list(MODES)}
+    utterances = load_manifest(manifest(set_name))[offset::stride][:limit]
+    hyps: dict[str, dict] = {name: {} for name in (["openai"] if reference is not None else []) + list(modes)}
     gaps = []
     for i, u in enumerate(utterances):
         samples = load_audio(u.audio)
@@ -74,7 +83,7 @@ def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: boo
             features = model.embed_audio(window_mel(model, samples)[None])
         n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
         ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
-        for name, config in MODES.items():
+        for name, config in modes.items():
             words = words_of_piece(tokenizer, qk.float(), tokens, probs, config, 0.0)
             hyps[name][u.id] = (u.words, [(w.word, w.start, w.end) for w in words])
         if reference is not None:
@@ -87,7 +96,8 @@ def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: boo
         print(f"\r{model_name} {set_name}: {i + 1}/{len(utterances)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     metrics = {name: score(pairs) for name, pairs in hyps.items()}
-    out = {"metrics": {name: m.to_dict() for name, m in metrics.items()}, "table": format_table(metrics)}
+    out = {"metrics": {name: m.to_dict() for name, m in metrics.items()}, "table": format_table(metrics),
+           "time_shift_s": model.alignment_time_shift}
     if gaps:
         gaps_arr = np.array(gaps)
         out["conformance"] = {
@@ -103,13 +113,14 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--sets", nargs="+", default=["timit-dev", "festival"])
     parser.add_argument("--stride", type=int, default=1, help="every Nth utterance (all voices/speakers, less time)")
+    parser.add_argument("--offset", type=int, default=0, help="start at utterance K (with --stride: other clips)")
     parser.add_argument("--limit", type=int, help="first N utterances of each set (quick runs)")
     parser.add_argument("--no-openai", action="store_true", help="skip the openai-whisper reference")
     args = parser.parse_args()
     results = {}
     for model_name in args.models:
         for set_name in args.sets:
-            result = evaluate(model_name, set_name, args.limit, not args.no_openai, args.stride)
+            result = evaluate(model_name, set_name, args.limit, not args.no_openai, args.stride, args.offset)
             results[f"{model_name}/{set_name}"] = result
             print(f"\n## {model_name} on {set_name}\n\n{result['table']}")
             if "conformance" in result:

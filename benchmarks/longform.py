@@ -39,7 +39,7 @@ def build(minutes: float, seed: int = 0):
         gap = np.zeros(int(rng.uniform(0.5, 2.0) * SAMPLE_RATE), dtype=np.float32)
         pieces += [gap, samples]
         t += len(gap) / SAMPLE_RATE
-        reference += [(w.word, w.start + t, w.end + t) for w in u.words]
+        reference += [(word, start + t, end + t) for word, start, end in u.words]
         texts.append(u.text)
         chosen.append((u, samples))
         t += len(samples) / SAMPLE_RATE
