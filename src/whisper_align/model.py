@@ -79,12 +79,14 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> Tenso
 class KVCache:
     """Keys and values of past decoder steps (self-attention) and of the audio (cross-attention), per layer.
 
-    ``self_kv[i]`` grows by the new tokens at each call; ``cross_kv[i]`` is computed once per audio.
-    :meth:`reorder` selects batch rows, for beam search.
+    ``self_kv[i]`` grows by the new tokens at each call; ``cross_kv[i]`` is computed once per audio, and so is
+    ``head_keys[i]``: the float32, transposed keys of the heads whose scores are asked for (capture while
+    decoding would otherwise gather them again at every step). :meth:`reorder` selects batch rows, for beam search.
     """
 
     self_kv: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
     cross_kv: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
+    head_keys: dict[int, tuple[tuple[int, ...], Tensor]] = field(default_factory=dict)
 
     @property
     def offset(self) -> int:
@@ -95,6 +97,8 @@ class KVCache:
         for store in (self.self_kv, self.cross_kv):
             for layer, (k, v) in store.items():
                 store[layer] = (k[index], v[index])
+        for layer, (heads, keys) in self.head_keys.items():
+            self.head_keys[layer] = (heads, keys[index])
 
     def crop(self, length: int) -> None:
         """Forget every cached token after the first ``length``."""
@@ -120,11 +124,13 @@ class MultiHeadAttention(nn.Module):
         kv: tuple[Tensor, Tensor] | None = None,
         mask: Tensor | None = None,
         qk_heads: list[int] | None = None,
+        head_keys: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from ``x`` to keys/values ``kv`` (already projected, shape (B, T, D)); self-attention if None.
 
         Returns the output and, if ``qk_heads`` is given, the scaled pre-softmax scores of those heads,
-        shape (B, len(qk_heads), T_query, T_key), in float32.
+        shape (B, len(qk_heads), T_query, T_key), in float32. ``head_keys`` may hold those heads' keys as
+        :meth:`keys_of_heads` gives them, computed once for many calls.
         """
         q = self._split(self.query(x))
         k, v = kv if kv is not None else (self.key(x), self.value(x))
@@ -133,9 +139,14 @@ class MultiHeadAttention(nn.Module):
         out = self.out(out.transpose(1, 2).flatten(2))
         qk = None
         if qk_heads:
-            scale = q.shape[-1] ** -0.5
-            qk = (q[:, qk_heads].float() @ k[:, qk_heads].float().transpose(-1, -2)) * scale
+            keys = head_keys if head_keys is not None else self.keys_of_heads(k, qk_heads)
+            qk = (q[:, qk_heads].float() @ keys) * q.shape[-1] ** -0.5
         return out, qk
+
+    def keys_of_heads(self, k: Tensor, heads: list[int]) -> Tensor:
+        """The keys of ``heads`` as float32 (B, len(heads), D/H, T), ready to multiply queries with."""
+        k = k if k.dim() == 4 else self._split(k)
+        return k[:, heads].float().transpose(-1, -2).contiguous()
 
 
 class ResidualAttentionBlock(nn.Module):
@@ -232,7 +243,14 @@ class TextDecoder(nn.Module):
                 cross_kv = (block.cross_attn.key(audio_features), block.cross_attn.value(audio_features))
                 if cache is not None:
                     cache.cross_kv[i] = cross_kv
-            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, qk_heads=qk_heads.get(i))
+            heads, head_keys = qk_heads.get(i), None
+            if heads and cache is not None:
+                cached = cache.head_keys.get(i)
+                if cached is None or cached[0] != tuple(heads):
+                    cached = (tuple(heads), block.cross_attn.keys_of_heads(cross_kv[0], heads))
+                    cache.head_keys[i] = cached
+                head_keys = cached[1]
+            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, qk_heads=heads, head_keys=head_keys)
             x = x + out
             if qk is not None:
                 scores[i] = qk
