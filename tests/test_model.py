@@ -191,6 +191,31 @@ def test_kv_cache_incremental_decoding_equals_a_full_pass(model: Whisper, inputs
         torch.testing.assert_close(torch.cat([s[layer] for s in score_pieces], dim=2), full_scores[layer])
 
 
+def test_cached_head_keys_follow_reorders_and_give_the_uncached_scores(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    heads = {1: [0, 3], 3: [2]}
+    with torch.no_grad():
+        audio = model.embed_audio(mel)
+        cache = KVCache()
+        model.decoder(tokens[:, :4], audio, cache=cache, qk_heads=heads)
+        assert sorted(cache.head_keys) == [1, 3] and cache.head_keys[1][1].shape[:2] == (2, 2)
+        cache.reorder(torch.tensor([1, 1]))
+        _, scores = model.decoder(tokens[[1, 1], 4:], audio[[1, 1]], cache=cache, qk_heads=heads)
+        _, expected = model.decoder(tokens[[1, 1]], audio[[1, 1]], qk_heads=heads)
+    for layer in heads:
+        torch.testing.assert_close(scores[layer], expected[layer][:, :, 4:], rtol=0, atol=1e-5)
+
+
+def test_logit_positions_project_only_those_positions(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    with torch.no_grad():
+        audio = model.embed_audio(mel)
+        full, _ = model.decoder(tokens, audio)
+        some, _ = model.decoder(tokens, audio, logit_positions=[1, tokens.shape[1] - 1])
+    assert some.shape == (2, 2, DIMS.n_vocab)
+    torch.testing.assert_close(some, full[:, [1, -1]], rtol=0, atol=1e-6)
+
+
 def test_kv_cache_reorder_and_crop(model: Whisper, inputs) -> None:
     mel, tokens = inputs
     with torch.no_grad():

@@ -273,16 +273,20 @@ class DecodingTask:
         no_speech_probs = [float("nan")] * batch
         completed = False
 
-        def call(new_tokens: Tensor) -> Tensor:
-            logits, scores = model.decoder(new_tokens, features, cache=cache, qk_heads=qk_heads)
+        def call(new_tokens: Tensor, positions: list[int] | None = None, logits: bool = True) -> Tensor | None:
+            out, scores = model.decoder(new_tokens, features, cache=cache, qk_heads=qk_heads, logits=logits,
+                                        logit_positions=positions)
             if qk_heads:
                 calls.append(torch.cat([scores[layer] for layer in sorted(scores)], dim=1))
-            return logits
+            return out
 
         for i in range(self.sample_len):
-            logits = call(tokens if i == 0 else tokens[:, -1:])
-            if i == 0 and tok.no_speech is not None:
-                no_speech_probs = logits[:, self.sot_index].float().softmax(-1)[:, tok.no_speech].tolist()
+            if i == 0:  # the whole prompt; logits only where they are read: <|startoftranscript|> and the last
+                logits = call(tokens, positions=[self.sot_index, tokens.shape[-1] - 1])
+                if tok.no_speech is not None:
+                    no_speech_probs = logits[:, 0].float().softmax(-1)[:, tok.no_speech].tolist()
+            else:
+                logits = call(tokens[:, -1:])
             logits = logits[:, -1]
             raw_text = F.log_softmax(logits[:, :eot].float(), dim=-1)
             for rule in self.filters:
@@ -302,7 +306,7 @@ class DecodingTask:
 
         n_steps = len(parents)
         if qk_heads and not completed and tokens.shape[-1] <= self.n_ctx:
-            call(tokens[:, -1:])  # the row of the last sampled token, which no loop call computed
+            call(tokens[:, -1:], logits=False)  # the row of the last sampled token, which no loop call computed
 
         if beam is not None:
             candidates = beam.finalize(tokens, sum_logprobs, n_steps)

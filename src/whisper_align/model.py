@@ -203,13 +203,15 @@ class TextDecoder(nn.Module):
         cache: KVCache | None = None,
         qk_heads: dict[int, list[int]] | None = None,
         logits: bool = True,
+        logit_positions: list[int] | None = None,
     ) -> tuple[Tensor | None, dict[int, Tensor]]:
         """Run the decoder over ``tokens`` (B, T) attending to ``audio_features`` (B, S, D).
 
         With a ``cache``, ``tokens`` are the new tokens only and the cache is extended in place.
         ``qk_heads`` maps layer -> heads whose cross-attention scores to return, as {layer: (B, h, T, S)}.
         With ``logits=False`` the layers above the highest asked-for layer and the vocabulary projection
-        are skipped (what alignment needs) and the first value returned is None.
+        are skipped (what alignment needs) and the first value returned is None. ``logit_positions`` limits the
+        vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``.
         """
         qk_heads = qk_heads or {}
         offset = cache.offset if cache is not None else 0
@@ -258,6 +260,8 @@ class TextDecoder(nn.Module):
 
         if not logits:
             return None, scores
+        if logit_positions is not None:
+            x = x[:, logit_positions]
         x = self.ln(x)
         return (x @ self.token_embedding.weight.to(x.dtype).T).float(), scores
 
