@@ -11,7 +11,7 @@ import pytest
 
 from whisper_align import evaluation
 from whisper_align.errors import ManifestError
-from whisper_align.evaluation import (Metrics, as_timed_words, format_table, load_manifest, match_words,
+from whisper_align.evaluation import (as_timed_words, format_table, load_manifest, match_words,
                                       normalize_words, score)
 from whisper_align.types import Result, Segment, Word
 

@@ -171,8 +171,9 @@ def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, refer
 
 def test_falls_back_to_a_second_pass_and_says_so(model, monkeypatch):
     import whisper_align.transcriber as module
+    import whisper_align.word_timestamps as word_timestamps
 
-    monkeypatch.setattr(module, "_captured_matrix", lambda *args, **kwargs: None)  # as if capture were impossible
+    monkeypatch.setattr(word_timestamps, "_captured_matrix", lambda *args, **kwargs: None)  # as if capture were impossible
     with pytest.warns(UserWarning, match="separate decoder pass"):
         result = module.transcribe(model, audio(CLIPS[0]), temperature=0.0, word_timestamps=True)
     assert result.second_pass_windows == 1

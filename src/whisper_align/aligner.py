@@ -22,7 +22,6 @@ import torch
 from torch import Tensor
 
 from .alignment.attention import alignment_matrix
-from .alignment.dtw import dtw
 from .alignment.words import (
     AlignmentConfig,
     WordTiming,
@@ -42,7 +41,7 @@ from .audio import (
     log_mel_spectrogram,
     pad_or_trim,
 )
-from .errors import AudioError, TranscriptError
+from .errors import TranscriptError
 from .model import KVCache, Whisper
 from .tokenizer import Tokenizer, get_tokenizer
 from .types import Result, Segment, Word
