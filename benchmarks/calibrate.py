@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int)
     args = parser.parse_args()
     rows = {}
-    print(f"| model | boundaries | median signed error ms | mean ms | calibrated shift s |\n|---|---:|---:|---:|---:|")
+    print("| model | boundaries | median signed error ms | mean ms | calibrated shift s |\n|---|---:|---:|---:|---:|")
     for name in args.models:
         errors = signed_errors(name, args.set, args.limit, args.stride)
         median = float(np.median(errors))
