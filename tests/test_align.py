@@ -175,6 +175,24 @@ def test_cli_align_writes_subtitles_and_demo_prints_words(tmp_path, capsys):
     assert "--text" in capsys.readouterr().err
 
 
+def test_cli_manifest_packed_and_unpacked(tmp_path, capsys):
+    text = (ROOT / "samples" / "demo.txt").read_text().strip()
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"c{i}", "audio": str(DEMO), "text": text}) + "\n" for i in range(2)))
+    outputs = {}
+    for flag in ([], ["--no-pack"]):
+        out = tmp_path / f"out{len(flag)}.jsonl"
+        assert main(["align", "--manifest", str(manifest), "--out", str(out), *flag]) == 0
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert [line["id"] for line in lines] == ["c0", "c1"]
+        outputs[bool(flag)] = [[w["start"] for w in line["words"]] for line in lines]
+    assert "aligned 2" in capsys.readouterr().out
+    unpacked = outputs[True]
+    assert unpacked[0] == unpacked[1]  # alone in its window, the same clip gives the same times
+    for packed, alone in zip(outputs[False], unpacked):
+        assert len(packed) == len(alone) and max(abs(a - b) for a, b in zip(packed, alone)) < 0.2
+
+
 def test_package_level_functions_are_not_shadowed_by_their_modules():
     """`whisper_align.align` stays the function after every submodule has been imported."""
     import importlib

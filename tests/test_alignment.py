@@ -31,13 +31,21 @@ timing = pytest.importorskip("whisper.timing")
 
 
 @pytest.mark.parametrize("shape", [(1,), (2,), (3,), (4,), (9,), (5, 17), (3, 4, 30), (2, 3, 5, 40)])
-@pytest.mark.parametrize("width", [1, 3, 7])
+@pytest.mark.parametrize("width", [1, 3, 5, 7, 9])
 def test_median_filter_equals_openai(shape: tuple[int, ...], width: int) -> None:
     gen = torch.Generator().manual_seed(hash((shape, width)) % 2**31)
     x = torch.randn(shape, generator=gen)
     if len(shape) > 2 and width == 7:
         x = x.round()  # ties
     assert torch.equal(median_filter(x, width), timing.median_filter(x, width))
+
+
+def test_median_filter_with_nans_orders_them_as_openai() -> None:
+    x = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
+    x[0, 10] = x[2, 3] = float("nan")
+    expected = timing.median_filter(x, 7)
+    assert torch.equal(median_filter(x, 7).isnan(), expected.isnan())
+    assert torch.equal(median_filter(x, 7).nan_to_num(), expected.nan_to_num())
 
 
 def test_median_filter_rejects_even_width() -> None:

@@ -40,8 +40,16 @@ def median_filter(x: Tensor, width: int) -> Tensor:
     left = x[..., 1 : pad + 1].flip(-1)
     right = x[..., -pad - 1 : -1].flip(-1)
     padded = torch.cat([left, x, right], dim=-1)
-    # sort() then take the middle: faster than torch.median on CPU, and NaN-ordering identical to openai's.
-    return padded.unfold(-1, width, 1).sort(dim=-1).values[..., pad]
+    if torch.isnan(padded).any():  # sort's NaN ordering is openai's; min/max would spread NaNs differently
+        return padded.unfold(-1, width, 1).sort(dim=-1).values[..., pad]
+    # An odd-even transposition sorting network over the ``width`` shifted views: elementwise min/max pick the
+    # very same elements a sort would, about twice as fast as sorting every window on the CPU.
+    n = x.shape[-1]
+    lanes = [padded[..., i : i + n] for i in range(width)]
+    for step in range(width):
+        for i in range(step % 2, width - 1, 2):
+            lanes[i], lanes[i + 1] = torch.minimum(lanes[i], lanes[i + 1]), torch.maximum(lanes[i], lanes[i + 1])
+    return lanes[pad]
 
 
 def alignment_matrix(

@@ -54,7 +54,8 @@ def run_align(args: argparse.Namespace) -> int:
         if not args.out:
             raise TranscriptError("--manifest needs --out OUT.jsonl for the results")
         model, config = load(args)
-        summary = align_corpus(model, args.manifest, args.out, language=args.language, config=config)
+        summary = align_corpus(model, args.manifest, args.out, language=args.language, config=config,
+                               pack=not args.no_pack)
         print(f"aligned {summary.aligned}, already done {summary.skipped}, failed {summary.failed} -> {args.out}")
         return 1 if summary.failed and not summary.aligned else 0
 
@@ -109,6 +110,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", help="write .json, .srt, .vtt, .TextGrid, .tsv or .txt (default: print)")
     parser.add_argument("--manifest", help="JSON lines with id, audio, text: align them all")
     parser.add_argument("--out", help="with --manifest: JSON-lines output; a rerun skips ids already there")
+    parser.add_argument("--no-pack", action="store_true",
+                        help="with --manifest: one clip per 30 s window (slower, slightly more accurate)")
     add_model_options(parser)
     parser.set_defaults(func=run_align)
 
