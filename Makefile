@@ -27,7 +27,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/calibrate.py --stride 3
 	$(BIN)/python benchmarks/accuracy.py --sets timit-dev
-	$(BIN)/python benchmarks/accuracy.py --sets festival --stride 3
+	$(BIN)/python benchmarks/accuracy.py --sets festival --stride 3 --offset 1
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/longform.py
 	$(BIN)/python benchmarks/heads_split.py
