@@ -42,6 +42,18 @@ def openai_model(model):
     return reference.float().eval()
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that a timer read next measures it (nothing to wait for on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def device_name(device: str | torch.device) -> str:
+    """The GPU's name for a CUDA device, else "CPU"."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+
+
 def machine() -> dict:
     return {
         "python": platform.python_version(),

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import manifest, write_json  # noqa: E402
+from common import device_name, manifest, write_json  # noqa: E402
 
 from whisper_align import align, load_model, transcribe  # noqa: E402
 from whisper_align.audio import load_audio  # noqa: E402
@@ -42,10 +42,6 @@ def buffer_checks(model_name: str, device: str) -> dict:
         "heads_same_after_half": half.alignment_head_pairs() == cpu.alignment_head_pairs(),
         "heads_same_after_state_dict_round_trip": again.alignment_head_pairs() == cpu.alignment_head_pairs(),
     }
-
-
-def device_name(device: str) -> str:
-    return torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "CPU"
 
 
 def word_time_differences(reference, other) -> np.ndarray:

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import manifest, openai_model, write_json  # noqa: E402
+from common import device_name, manifest, openai_model, synchronize, write_json  # noqa: E402
 
 from whisper_align.aligner import prepare_text  # noqa: E402
 from whisper_align.audio import N_SAMPLES, load_audio  # noqa: E402
@@ -57,11 +57,6 @@ def run_openai(reference, model, utterances) -> dict:
         out[u.id] = [(t.word, float(t.start), float(t.end)) for t in timings]
     synchronize(reference.device)
     return out
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def run_ours(model, manifest_path: Path, pack: bool) -> dict:
@@ -115,8 +110,7 @@ def main() -> None:
 
     base = statistics.median(times[next(iter(contenders))])
     rows = []
-    where = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else \
-        f"{torch.get_num_threads()} CPU threads"
+    where = device_name(model.device) if model.device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"\n{args.set}: {len(utterances)} clips, {audio_seconds / 60:.1f} min of audio, model {args.model}, "
           f"{where}, median of {args.runs} runs\n")
     print(f"| {'contender':36} | {'median s':>8} | {'x realtime':>10} | {'speed-up':>8} |")

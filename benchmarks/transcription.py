@@ -44,7 +44,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "src"))  # runs without installing the package
-from common import manifest, openai_model, write_json  # noqa: E402
+from common import device_name, manifest, openai_model, synchronize, write_json  # noqa: E402
 
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.audio import SAMPLE_RATE, load_audio  # noqa: E402
@@ -195,11 +195,6 @@ def looks_corrupted(samples: np.ndarray) -> bool:
     return len(loud) > 0 and float(np.mean((loud & 0xFF) == 0)) > 0.05
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def long_audio(minutes: float, gap_s: float = 0.5) -> np.ndarray:
     """timit-dev clips (those that do not look corrupted) joined with ``gap_s`` of silence until at least
     ``minutes`` of audio (repeating the set if it is too short), trimmed to exactly that length."""
@@ -311,7 +306,7 @@ def run_speed(args: argparse.Namespace) -> None:
                       f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})")
     name = "transcription_speed" if args.device == "cpu" else f"transcription_speed_{torch.device(args.device).type}"
     if args.device != "cpu":
-        results["device"] = torch.cuda.get_device_name(torch.device(args.device))
+        results["device"] = device_name(args.device)
     path = write_json(name, {"args": vars(args), "results": results})
     print(f"\nwrote {path}")
 
