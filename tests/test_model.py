@@ -216,6 +216,22 @@ def test_logit_positions_project_only_those_positions(model: Whisper, inputs) ->
     torch.testing.assert_close(some, full[:, [1, -1]], rtol=0, atol=1e-6)
 
 
+def test_vocabulary_projection_follows_the_embedding_when_it_changes() -> None:
+    model = make_model(seed=3)
+    decoder = model.decoder
+    first = decoder.vocabulary_projection(torch.float32)
+    assert first.is_contiguous() and first.shape == (DIMS.n_text_state, DIMS.n_vocab)
+    torch.testing.assert_close(first, decoder.token_embedding.weight.T, rtol=0, atol=0)
+    assert decoder.vocabulary_projection(torch.float32) is first  # made once, not per step
+    with torch.no_grad():
+        decoder.token_embedding.weight.mul_(2.0)  # an in-place edit (fine-tuning, a loader's copy_) ...
+    torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
+                               rtol=0, atol=0)  # ... is seen
+    decoder.token_embedding.weight = torch.nn.Parameter(torch.randn(DIMS.n_vocab, DIMS.n_text_state))
+    torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
+                               rtol=0, atol=0)  # and so is a replaced one
+
+
 def test_kv_cache_reorder_and_crop(model: Whisper, inputs) -> None:
     mel, tokens = inputs
     with torch.no_grad():
@@ -305,3 +321,16 @@ def test_model_can_be_built_on_the_meta_device() -> None:
         m = Whisper(DIMS)
     assert m.decoder.positional_embedding.is_meta
     assert torch.equal(dense(m)[2:], torch.ones(2, 4, dtype=torch.bool)) and not dense(m)[:2].any()
+
+
+def test_a_model_that_has_decoded_still_pickles_and_copies() -> None:
+    model = make_model(seed=4)
+    model.decoder.vocabulary_projection(torch.float32)  # what any CPU decoding leaves behind
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    restored = torch.load(buffer, weights_only=False)
+    twin = copy.deepcopy(model)
+    for other in (restored, twin):
+        torch.testing.assert_close(other.decoder.vocabulary_projection(torch.float32),
+                                   model.decoder.token_embedding.weight.T, rtol=0, atol=0)

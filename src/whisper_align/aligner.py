@@ -110,9 +110,8 @@ def run_pieces(
         cache = KVCache()
         n_layers = model.dims.n_text_layer if probabilities else max(by_layer) + 1
         for layer in range(n_layers):  # shared cross-attention keys/values: computed once per window
-            attn = model.decoder.blocks[layer].cross_attn
-            k, v = attn.key(features), attn.value(features)
-            cache.cross_kv[layer] = (k.expand(len(seqs), -1, -1), v.expand(len(seqs), -1, -1))
+            k, v = model.decoder.blocks[layer].cross_attn.project_audio(features)
+            cache.cross_kv[layer] = (k.expand(len(seqs), -1, -1, -1), v.expand(len(seqs), -1, -1, -1))
         logits, scores = model.decoder(
             tokens, features.expand(len(seqs), -1, -1), cache=cache, qk_heads=by_layer, logits=probabilities
         )

