@@ -26,6 +26,9 @@ Two parts, chosen with ``--part``:
                                                  [--stride 3] [--limit N] [--no-conformance]
     .venv/bin/python benchmarks/transcription.py --part speed [--models tiny.en] [--minutes 3] [--runs 3]
 
+With the int8 rows (``--no-int8`` skips them) the same runs use :func:`whisper_align.quantize.quantize_int8` on
+a second copy of the model: faster on the CPU, not the same arithmetic, so its text is compared with openai's too.
+
 Writes benchmarks/results/transcription_accuracy.json or transcription_speed.json.
 """
 
@@ -50,6 +53,7 @@ from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.evaluation import Utterance, format_table, load_manifest, normalize_words, score  # noqa: E402
+from whisper_align.quantize import quantize_int8  # noqa: E402
 from whisper_align.transcriber import transcribe  # noqa: E402
 
 TimedWords = list[tuple[str, float, float]]
@@ -58,6 +62,7 @@ OURS_MODES = {
     "ours (captured, default)": AlignmentConfig(),
     "ours (captured, conformance)": AlignmentConfig(mode="conformance"),
 }
+INT8_ROW = "ours int8 (captured, default)"  # quantize_int8: faster on the CPU, not the same arithmetic
 DEFAULT_STRIDES = {"festival": 3}  # festival is 390 clips; every 3rd still covers all three voices
 
 
@@ -110,8 +115,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 # ---- part 1: accuracy ------------------------------------------------------------------------------------------
 
 
-def evaluate(model, reference, model_name: str, set_name: str, utterances: list[Utterance],
+def evaluate(models: dict, reference, model_name: str, set_name: str, utterances: list[Utterance],
              modes: dict[str, AlignmentConfig]) -> dict:
+    """``modes`` maps a row name to the alignment config it runs with, ``models`` a row name to its model."""
     names = ["openai"] + list(modes)
     texts: dict[str, dict[str, str]] = {name: {} for name in names}
     words: dict[str, dict[str, tuple[TimedWords, TimedWords]]] = {name: {} for name in names}
@@ -127,7 +133,7 @@ def evaluate(model, reference, model_name: str, set_name: str, utterances: list[
         for name, config in modes.items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a second-pass window is counted below instead
-                ours = transcribe(model, audio, temperature=0.0, word_timestamps=True, alignment_config=config)
+                ours = transcribe(models[name], audio, temperature=0.0, word_timestamps=True, alignment_config=config)
             second_pass_windows[name] += ours.second_pass_windows
             texts[name][u.id] = ours.text
             words[name][u.id] = (u.words or [], [(w.word, w.start, w.end) for w in ours.words])
@@ -160,14 +166,19 @@ def run_accuracy(args: argparse.Namespace) -> None:
     modes = dict(OURS_MODES)
     if args.no_conformance:
         del modes["ours (captured, conformance)"]
+    if not args.no_int8:
+        modes[INT8_ROW] = AlignmentConfig()
     results = {}
     for model_name in args.models:
         model = load_model(model_name)
         reference = load_reference(model)
+        models = {name: model for name in modes}
+        if INT8_ROW in modes:
+            models[INT8_ROW] = quantize_int8(load_model(model_name))
         for set_name in args.sets:
             stride = args.stride if args.stride is not None else DEFAULT_STRIDES.get(set_name, 1)
             utterances = load_manifest(manifest(set_name))[::stride][: args.limit]
-            result = evaluate(model, reference, model_name, set_name, utterances, modes)
+            result = evaluate(models, reference, model_name, set_name, utterances, modes)
             result["stride"] = stride
             results[f"{model_name}/{set_name}"] = result
             print(f"\n## {model_name} on {set_name} ({len(utterances)} clips, stride {stride}, greedy)\n")
@@ -254,6 +265,14 @@ def run_speed(args: argparse.Namespace) -> None:
             return result["text"], len(result["segments"])
 
         contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours}
+        if args.device == "cpu" and not args.no_int8:
+            int8_model = quantize_int8(load_model(model_name))
+
+            def ours_int8(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+                result = transcribe(int8_model, samples, temperature=0.0, word_timestamps=word_timestamps)
+                return result.text, len(result.segments)
+
+            contenders["whisper-align int8"] = ours_int8
         fw = faster_whisper_contender(model_name) if args.device == "cpu" else None
         if fw is not None:
             contenders["faster-whisper"] = fw
@@ -319,6 +338,7 @@ def main() -> None:
     parser.add_argument("--stride", type=int, help="accuracy: every Nth clip (default 3 for festival, else 1)")
     parser.add_argument("--limit", type=int, help="accuracy: first N clips of each set (quick runs)")
     parser.add_argument("--no-conformance", action="store_true", help="accuracy: skip our conformance-mode row")
+    parser.add_argument("--no-int8", action="store_true", help="skip our int8 model (quantize_int8; CPU only)")
     parser.add_argument("--minutes", type=float, default=3.0, help="speed: minutes of audio")
     parser.add_argument("--runs", type=int, default=3, help="speed: runs per contender and setting")
     parser.add_argument("--device", default="cpu", help="speed: cpu or cuda")

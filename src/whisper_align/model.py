@@ -208,6 +208,7 @@ class TextDecoder(nn.Module):
         )
         self.ln = LayerNorm(n_state)
         self._projection: Tensor | None = None  # see vocabulary_projection
+        self.output: nn.Module | None = None  # replaces the tied projection when set (int8, see quantize.py)
 
     def forward(
         self,
@@ -276,7 +277,8 @@ class TextDecoder(nn.Module):
         if logit_positions is not None:
             x = x[:, logit_positions]
         x = self.ln(x)
-        return (x @ self.vocabulary_projection(x.dtype)).float(), scores
+        logits = self.output(x) if self.output is not None else x @ self.vocabulary_projection(x.dtype)
+        return logits.float(), scores
 
     def vocabulary_projection(self, dtype: torch.dtype) -> Tensor:
         """The (D, n_vocab) matrix from decoder states to logits: the token embedding, transposed.

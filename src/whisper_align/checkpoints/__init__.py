@@ -140,6 +140,10 @@ def save_model(
     ``dtype`` chooses the stored weights' type for CTranslate2 (float16 by default, or bfloat16, float32, int8);
     the other formats store the model's own dtype.
     """
+    if model.decoder.output is not None:  # quantize_int8 released the float weights of the linear layers
+        raise ValueError("this model has int8 weights for fast CPU inference (quantize_int8) and no float weights "
+                         "left to save; save the model loaded without quantizing (save_model(..., dtype=torch.int8) "
+                         "writes int8 CTranslate2 weights)")
     if dtype is not None and format != "ctranslate2":
         raise ValueError(f"dtype applies to CTranslate2 folders only; convert the model itself (model.to(dtype)) "
                          f"before saving it as {format}")

@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio or video file(s) FFmpeg can read")
     parser.add_argument("--model", default="tiny.en", help="official name or checkpoint path (default: tiny.en)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--int8", action="store_true",
+                        help="int8 weights: about 1.6x faster on the CPU, transcripts may differ in a few words")
     parser.add_argument("--language", default=None, help="spoken language (code or name); default: detected")
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument("--word-timestamps", action="store_true", help="add word-level timestamps")
@@ -75,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
     if args.highlight_words and not args.word_timestamps:
         print("whisper-align: --highlight-words needs --word-timestamps; ignoring it", file=sys.stderr)
     model = load_model(args.model, args.device)
+    if args.int8:
+        from ..quantize import quantize_int8
+
+        model = quantize_int8(model)
     formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
     for audio in args.audio:
         result = transcribe(
