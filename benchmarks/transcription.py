@@ -20,7 +20,9 @@ Two parts, chosen with ``--part``:
     in this process with the same torch threads, contenders interleaved within each run so that load from other
     processes hits them alike; an untimed warm-up call per contender first (numba compiles openai's DTW).
     Reports medians, the realtime factor, the ratio to openai in the same setting and each implementation's
-    word-timestamp overhead. On a shared machine ``--threads 1`` gives steadier numbers.
+    word-timestamp overhead. Our contenders: the float32 model as a user gets it (openai's windows with word
+    timestamps), the same with ``seek_to_last_word=False`` (windows where they fall without word timestamps,
+    which isolates what timing words costs) and the int8 model. On a shared machine ``--threads 1`` gives steadier numbers.
 
     .venv/bin/python benchmarks/transcription.py --part accuracy [--models tiny.en] [--sets timit-dev festival]
                                                  [--stride 3] [--limit N] [--no-conformance]
@@ -273,6 +275,14 @@ def run_speed(args: argparse.Namespace) -> None:
                 return result.text, len(result.segments)
 
             contenders["whisper-align int8"] = ours_int8
+
+        def ours_kept_windows(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+            result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps,
+                                seek_to_last_word=False)
+            synchronize(model.device)
+            return result.text, len(result.segments)
+
+        contenders["whisper-align, seek_to_last_word=False"] = ours_kept_windows
         fw = faster_whisper_contender(model_name) if args.device == "cpu" else None
         if fw is not None:
             contenders["faster-whisper"] = fw

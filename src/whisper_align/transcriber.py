@@ -67,6 +67,7 @@ def transcribe(
     append_punctuations: str | None = None,
     clip_timestamps: str | Sequence[float] = "0",
     hallucination_silence_threshold: float | None = None,
+    seek_to_last_word: bool = True,
     language: str | None = None,
     task: str = "transcribe",
     beam_size: int | None = None,
@@ -85,6 +86,10 @@ def transcribe(
 
     With word timestamps, a window that ends mid-segment is followed by one starting at its last word's end
     (as in openai-whisper), so captured timings can shift later windows by a frame or two relative to openai's.
+    ``seek_to_last_word=False`` starts it at the last timestamp token instead, as a run without word timestamps
+    does: the windows then fall where they would without word timestamps and no extra ones are decoded
+    (openai's rule often adds one or two per few minutes of audio). The text can still differ from a run
+    without word timestamps where word times empty a segment, which then leaves the next window's prompt.
     """
     if word_alignment not in WORD_ALIGNMENTS:
         raise DecodingError(f"word_alignment {word_alignment!r} is unknown; use one of {', '.join(WORD_ALIGNMENTS)}")
@@ -204,7 +209,7 @@ def transcribe(
                     last_speech_timestamp=last_speech_timestamp,
                 )
                 second_pass_windows += int(used_second_pass and capture)
-                if not single_timestamp_ending:
+                if seek_to_last_word and not single_timestamp_ending:
                     last_word_end = end_of_last_word(current)
                     if last_word_end is not None and last_word_end > time_offset:
                         seek = round(last_word_end * FRAMES_PER_SECOND)

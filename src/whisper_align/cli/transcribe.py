@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where word timings' attention comes from (default: captured while decoding)")
     parser.add_argument("--alignment-mode", default="default", choices=["default", "conformance"],
                         help="word rules: the aligner's default, or openai-whisper's exact ones")
+    parser.add_argument("--no-seek-to-last-word", dest="seek_to_last_word", action="store_false",
+                        help="with --word-timestamps, start a window where it would start without them (openai "
+                             "starts it at the last word's end, which can add a window)")
     parser.add_argument("--beam-size", type=int, default=None, help="beams for temperature-0 decoding")
     parser.add_argument("--best-of", type=int, default=None, help="samples for temperature > 0")
     parser.add_argument("--patience", type=float, default=None, help="beam-search patience")
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             initial_prompt=args.initial_prompt,
             condition_on_previous_text=args.condition_on_previous_text,
             clip_timestamps=args.clip_timestamps,
+            seek_to_last_word=args.seek_to_last_word,
         )
         stem = Path(audio).stem
         for fmt in formats:
