@@ -316,10 +316,13 @@ def run_speed(args: argparse.Namespace) -> None:
                          "segments": outputs[(name, wt)][1],
                          "text_equal_openai": outputs[(name, wt)][0] == outputs[("openai-whisper", wt)][0]})
             table.append([name, "yes" if wt else "no", f"{median:.2f}", f"{seconds / median:.1f}", f"{ratio:.2f}x"])
-        overhead = {name: medians[(name, True)] / medians[(name, False)] - 1 for name in contenders}
+        # paired within each run (with and without word timestamps back to back), then the median over runs:
+        # steadier than a ratio of medians when the machine's speed drifts between runs
+        overhead = {name: statistics.median(w / wo - 1 for w, wo in zip(times[(name, True)], times[(name, False)]))
+                    for name in contenders}
         speed_table = markdown_table(["contender", "word timestamps", "median s", "x realtime",
                                       "ratio vs openai same setting"], table)
-        overhead_table = markdown_table(["contender", "word timestamps overhead %"],
+        overhead_table = markdown_table(["contender", "word timestamps overhead % (median of paired runs)"],
                                         [[name, f"{100 * o:+.1f}%"] for name, o in overhead.items()])
         results[model_name] = {"audio_seconds": seconds, "torch_threads": threads, "rows": rows,
                                "word_timestamps_overhead": overhead, "speed_table": speed_table,
