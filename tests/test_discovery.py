@@ -140,6 +140,16 @@ def test_time_shift_undoes_a_late_set(synthetic) -> None:
     assert median_offset(items, sorted(late), CONFIG) == pytest.approx(0.24, abs=0.03)  # 12 frames late
 
 
+def test_anchor_shift_moves_a_set_onto_the_anchor_without_references(synthetic) -> None:
+    items, good, late = synthetic
+    from whisper_align.head_scoring import anchor_shift
+
+    blind = [Item(i.id, i.words, i.word_tokens, i.matrices, i.duration) for i in items]  # no references
+    assert anchor_shift(blind, sorted(late), sorted(good), CONFIG) == pytest.approx(-0.24, abs=0.03)
+    assert anchor_shift(blind, sorted(good), sorted(late), CONFIG) == pytest.approx(0.24, abs=0.03)
+    assert anchor_shift(blind, sorted(good), sorted(good), CONFIG) == 0.0
+
+
 def test_score_errors_and_objective() -> None:
     s = score_errors(np.array([0.01, -0.04, 0.06, 0.2]))
     assert s.n_boundaries == 4 and s.within_50 == 0.5 and s.within_100 == 0.75

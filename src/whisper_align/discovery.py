@@ -43,6 +43,7 @@ from .head_scoring import (
     Item,
     SetScore,
     UnsupervisedRanking,
+    anchor_shift,
     choose_size,
     greedy_forward,
     head_matrices,
@@ -278,8 +279,10 @@ class FoundHeads:
     heldout_ids: list[str]
     steps: list[GreedyStep] = field(default_factory=list)
     ranking: UnsupervisedRanking | None = None
-    # supervised, default mode only: seconds to add to this set's word times (minus its median signed error on
-    # the training part), what `--write` stores as ``alignment_time_shift`` (see alignment/calibration.py)
+    # default mode only: seconds to add to this set's word times, what `--write` stores as
+    # ``alignment_time_shift`` (see alignment/calibration.py). Supervised: minus its median signed error on the
+    # training part; unsupervised: the shift that puts its median boundary where the default heads put it
+    # (head_scoring.anchor_shift)
     time_shift: float | None = None
 
     @property
@@ -382,6 +385,10 @@ def find_heads_unsupervised(
         items = _subset(items, ids)
     with tqdm(total=captures.n_heads, desc="ranking heads (unsupervised)", disable=not progress) as bar:
         ranking = unsupervised_ranking(items, captures.n_heads, config, max_heads=max_heads, progress=bar.update)
+    shift = None
+    if not config.conformance:
+        default = captures.flat(default_alignment_heads(captures.n_text_layer, captures.n_text_head).numpy())
+        shift = round(anchor_shift(items, ranking.chosen, default, config), 3)
     return FoundHeads(
         method="unsupervised",
         mask=captures.mask(ranking.chosen),
@@ -389,6 +396,7 @@ def find_heads_unsupervised(
         train_ids=[i.id for i in items],
         heldout_ids=list(heldout_ids),
         ranking=ranking,
+        time_shift=shift,
     )
 
 

@@ -192,6 +192,15 @@ def median_offset(items: Sequence[Item], heads: Sequence[int], config: Alignment
     return float(np.median(pooled)) if len(pooled) else 0.0
 
 
+def anchor_shift(items: Sequence[Item], heads: Sequence[int], anchor: Sequence[int], config: AlignmentConfig) -> float:
+    """Seconds to add to the word times of ``heads`` so that their median boundary falls where the ``anchor``
+    set puts it; no reference times needed. The unsupervised search anchors its few, mutually consistent heads
+    to the default set (half the decoder's heads), whose individual lags largely average out."""
+    diffs = [(_boundaries(item, anchor, config) - _boundaries(item, heads, config)).reshape(-1) for item in items]
+    pooled = np.concatenate(diffs) if diffs else np.zeros(0)
+    return float(np.median(pooled)) if len(pooled) else 0.0
+
+
 def evaluate_set(items: Sequence[Item], heads: Sequence[int], config: AlignmentConfig) -> SetScore:
     """The pooled :class:`SetScore` of head set ``heads`` over ``items`` (all with references)."""
     errors = [boundary_errors(item, word_times(item, heads, config)) for item in items]
@@ -347,6 +356,7 @@ def unsupervised_ranking(
 __all__ = [
     "Item",
     "GreedyStep",
+    "anchor_shift",
     "SetScore",
     "UnsupervisedRanking",
     "boundary_errors",

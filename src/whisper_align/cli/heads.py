@@ -363,8 +363,9 @@ def cmd_find(args: argparse.Namespace) -> int:
     print("pairs:", json.dumps(found.pairs))
     print("openai dump:", found.dump)
     if found.time_shift is not None:
-        print(f"time shift for these heads: {found.time_shift:+.3f} s (median signed error on the training part, "
-              "negated; --write stores it)")
+        basis = ("median signed error on the training part, negated" if found.method == "supervised"
+                 else "their median boundary moved to where the default last-half heads put it")
+        print(f"time shift for these heads: {found.time_shift:+.3f} s ({basis}; --write stores it)")
 
     payload: dict = {"model": args.model, "shape": [L, Hn], "mode": args.mode, "manifest": str(args.data),
                      "skipped": captures.skipped, "found": found.to_dict()}
