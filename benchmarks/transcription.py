@@ -228,13 +228,19 @@ def long_audio(minutes: float, gap_s: float = 0.5) -> np.ndarray:
 Contender = Callable[[np.ndarray, bool], tuple[str, int]]  # (audio, word_timestamps) -> (text, segments)
 
 
-def faster_whisper_contender(model_name: str) -> Contender | None:
-    """faster-whisper with the same CTranslate2 weights, greedy on the CPU (None if not importable)."""
+def faster_whisper_contender(model_name: str, compute_type: str = "float32") -> Contender | None:
+    """faster-whisper with the same CTranslate2 weights (the folder our loader reads, so no download), greedy on
+    the CPU in ``compute_type`` (None if faster-whisper is not importable or the model is not a local CT2 folder)."""
     try:
         import faster_whisper
     except ImportError:
         return None
-    fw = faster_whisper.WhisperModel(model_name, device="cpu", compute_type="float32",
+    from whisper_align.checkpoints import names
+
+    folder = Path(names.resolve(model_name))
+    if not (folder / "model.bin").exists():
+        return None
+    fw = faster_whisper.WhisperModel(str(folder), device="cpu", compute_type=compute_type,
                                      cpu_threads=torch.get_num_threads())
 
     def run(audio: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
@@ -283,11 +289,12 @@ def run_speed(args: argparse.Namespace) -> None:
             return result.text, len(result.segments)
 
         contenders["whisper-align, seek_to_last_word=False"] = ours_kept_windows
-        fw = faster_whisper_contender(model_name) if args.device == "cpu" else None
-        if fw is not None:
-            contenders["faster-whisper"] = fw
-        else:
-            print("faster-whisper is not importable; skipped", file=sys.stderr)
+        for compute_type in ("float32", "int8"):
+            fw = faster_whisper_contender(model_name, compute_type) if args.device == "cpu" else None
+            if fw is not None:
+                contenders[f"faster-whisper {compute_type}"] = fw
+            else:
+                print("faster-whisper is not importable (or has no local CT2 folder); skipped", file=sys.stderr)
 
         settings = [(name, wt) for name in contenders for wt in (False, True)]
         times: dict[tuple[str, bool], list[float]] = {key: [] for key in settings}
