@@ -25,6 +25,7 @@ test: setup
 
 # each prints a table and writes benchmarks/results/*.json (they take minutes to an hour on a laptop CPU)
 bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/calibrate.py --stride 3
 	$(BIN)/python benchmarks/accuracy.py --sets timit-dev
 	$(BIN)/python benchmarks/accuracy.py --sets festival --stride 3 --offset 1
@@ -32,7 +33,7 @@ bench: setup
 	$(BIN)/python benchmarks/longform.py
 	$(BIN)/python benchmarks/heads_split.py
 	$(BIN)/python benchmarks/transcription.py --part accuracy
-	$(BIN)/python benchmarks/transcription.py --part speed
+	$(BIN)/python benchmarks/transcription.py --part speed --threads 1 --runs 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -2,7 +2,7 @@
 
 The public API, imported on first use (so `import whisper_align.heads` and the CLI start without loading torch):
 
-- ``load_model(name_or_path)``, ``save_model(model, path, format=...)``
+- ``load_model(name_or_path)``, ``save_model(model, path, format=...)``, ``quantize_int8(model)`` (fast CPU)
 - ``align(model, audio, text)`` -> :class:`Result`; ``align_corpus(model, manifest, out)``
 - ``transcribe(model, audio, word_timestamps=True)`` -> :class:`Result`
 - ``heads``: the official heads and the dump / pairs / whisper.cpp codecs
@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "checkpoints",
     "save_model": "checkpoints",
+    "quantize_int8": "quantize",
     "align": "aligner",
     "align_corpus": "corpus",
     "transcribe": "transcriber",
