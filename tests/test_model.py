@@ -219,17 +219,17 @@ def test_logit_positions_project_only_those_positions(model: Whisper, inputs) ->
 def test_vocabulary_projection_follows_the_embedding_when_it_changes() -> None:
     model = make_model(seed=3)
     decoder = model.decoder
-    first = decoder.vocabulary_projection(torch.float32)
-    assert first.is_contiguous() and first.shape == (DIMS.n_text_state, DIMS.n_vocab)
-    torch.testing.assert_close(first, decoder.token_embedding.weight.T, rtol=0, atol=0)
-    assert decoder.vocabulary_projection(torch.float32) is first  # made once, not per step
-    with torch.no_grad():
+    with torch.no_grad():  # inference, where the copy is used
+        first = decoder.vocabulary_projection(torch.float32)
+        assert first.is_contiguous() and first.shape == (DIMS.n_text_state, DIMS.n_vocab)
+        torch.testing.assert_close(first, decoder.token_embedding.weight.T, rtol=0, atol=0)
+        assert decoder.vocabulary_projection(torch.float32) is first  # made once, not per step
         decoder.token_embedding.weight.mul_(2.0)  # an in-place edit (fine-tuning, a loader's copy_) ...
-    torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
-                               rtol=0, atol=0)  # ... is seen
-    decoder.token_embedding.weight = torch.nn.Parameter(torch.randn(DIMS.n_vocab, DIMS.n_text_state))
-    torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
-                               rtol=0, atol=0)  # and so is a replaced one
+        torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
+                                   rtol=0, atol=0)  # ... is seen
+        decoder.token_embedding.weight = torch.nn.Parameter(torch.randn(DIMS.n_vocab, DIMS.n_text_state))
+        torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
+                                   rtol=0, atol=0)  # and so is a replaced one
 
 
 def test_kv_cache_reorder_and_crop(model: Whisper, inputs) -> None:
@@ -325,7 +325,8 @@ def test_model_can_be_built_on_the_meta_device() -> None:
 
 def test_a_model_that_has_decoded_still_pickles_and_copies() -> None:
     model = make_model(seed=4)
-    model.decoder.vocabulary_projection(torch.float32)  # what any CPU decoding leaves behind
+    with torch.no_grad():
+        model.decoder.vocabulary_projection(torch.float32)  # what any CPU decoding leaves behind
     buffer = io.BytesIO()
     torch.save(model, buffer)
     buffer.seek(0)
@@ -334,3 +335,17 @@ def test_a_model_that_has_decoded_still_pickles_and_copies() -> None:
     for other in (restored, twin):
         torch.testing.assert_close(other.decoder.vocabulary_projection(torch.float32),
                                    model.decoder.token_embedding.weight.T, rtol=0, atol=0)
+
+
+def test_logits_still_train_the_tied_embedding() -> None:
+    model = make_model(seed=8)
+    mel = torch.randn(1, DIMS.n_mels, 2 * DIMS.n_audio_ctx)
+    tokens = torch.randint(0, DIMS.n_vocab, (1, 5))
+    with torch.no_grad():
+        model(mel, tokens)  # inference first: the CPU copy exists now
+    model(mel, tokens).logsumexp(-1).sum().backward()
+    grad = model.decoder.token_embedding.weight.grad
+    assert grad is not None
+    # rows of tokens never fed in get gradient only through the output projection
+    unused = sorted(set(range(DIMS.n_vocab)) - set(tokens.flatten().tolist()))
+    assert grad[unused].abs().sum() > 0

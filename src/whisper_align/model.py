@@ -285,12 +285,14 @@ class TextDecoder(nn.Module):
 
         On the CPU this is a contiguous transposed copy, made once per weight (rebuilt if the weight is replaced
         or changed in place): a one-row product with the row-major embedding runs about 2.6x slower there, and
-        for a small model that product is most of each decoding step. Elsewhere it is a free transposed view.
+        for a small model that product is most of each decoding step. Elsewhere, and whenever autograd is
+        recording for the weight, it is the transposed view itself.
         """
         weight = self.token_embedding.weight
-        if weight.device.type != "cpu":
-            self._projection = None
-            return weight.to(dtype).T
+        if weight.device.type != "cpu" or (weight.requires_grad and torch.is_grad_enabled()):
+            if weight.device.type != "cpu":
+                self._projection = None
+            return weight.to(dtype).T  # training: the gradient must reach the embedding
         # a weak reference, not the address: a replaced weight may reuse the old one's memory
         source, version, cached_dtype = getattr(self, "_projection_key", (None, -1, None))
         if self._projection is None or source() is not weight or version != weight._version or cached_dtype != dtype:
