@@ -175,6 +175,19 @@ def test_cli_align_writes_subtitles_and_demo_prints_words(tmp_path, capsys):
     assert "--text" in capsys.readouterr().err
 
 
+def test_cli_align_int8_gives_the_float_words_at_nearly_the_same_times(tmp_path, capsys):
+    text = (ROOT / "samples" / "demo.txt").read_text().strip()
+    words = {}
+    for flag in ([], ["--int8"]):
+        out = tmp_path / f"demo{len(flag)}.json"
+        assert main(["align", str(DEMO), "--text", text, "-o", str(out), *flag]) == 0
+        result = json.loads(out.read_text())
+        words[bool(flag)] = [(w["word"], w["start"], w["end"]) for s in result["segments"] for w in s["words"]]
+    assert [w for w, _, _ in words[True]] == [w for w, _, _ in words[False]]
+    shifts = [abs(a - b) for (_, *x), (_, *y) in zip(words[True], words[False]) for a, b in zip(x, y)]
+    assert np.median(shifts) <= 0.04  # int8 may move a boundary by a frame or two, not by words
+
+
 def test_cli_manifest_packed_and_unpacked(tmp_path, capsys):
     text = (ROOT / "samples" / "demo.txt").read_text().strip()
     manifest = tmp_path / "in.jsonl"
