@@ -289,13 +289,24 @@ def run_speed(args: argparse.Namespace) -> None:
             return result.text, len(result.segments)
 
         contenders["whisper-align, seek_to_last_word=False"] = ours_kept_windows
+
+        def ours_checked(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+            result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps,
+                                checked_int8_logits=args.device == "cpu")
+            return result.text, len(result.segments)
+
+        if args.device == "cpu":
+            contenders["whisper-align, checked int8 logits"] = ours_checked
         for compute_type in ("float32", "int8"):
-            fw = faster_whisper_contender(model_name, compute_type) if args.device == "cpu" else None
+            wanted = not args.only or f"faster-whisper {compute_type}" in args.only
+            fw = faster_whisper_contender(model_name, compute_type) if args.device == "cpu" and wanted else None
             if fw is not None:
                 contenders[f"faster-whisper {compute_type}"] = fw
             else:
                 print("faster-whisper is not importable (or has no local CT2 folder); skipped", file=sys.stderr)
 
+        if args.only:
+            contenders = {k: v for k, v in contenders.items() if k == "openai-whisper" or k in args.only}
         settings = [(name, wt) for name in contenders for wt in (False, True)]
         times: dict[tuple[str, bool], list[float]] = {key: [] for key in settings}
         cpu_times: dict[tuple[str, bool], list[float]] = {key: [] for key in settings}  # this process's CPU seconds
@@ -354,6 +365,8 @@ def run_speed(args: argparse.Namespace) -> None:
                 print(f"note: {row['contender']} (word timestamps {row['word_timestamps']}) text differs from "
                       f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})")
     name = "transcription_speed" if args.device == "cpu" else f"transcription_speed_{torch.device(args.device).type}"
+    if args.only:  # a partial run does not overwrite the full table
+        name += "_only"
     if args.device != "cpu":
         results["device"] = device_name(args.device)
     path = write_json(name, {"args": vars(args), "results": results})
@@ -369,6 +382,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="accuracy: first N clips of each set (quick runs)")
     parser.add_argument("--no-conformance", action="store_true", help="accuracy: skip our conformance-mode row")
     parser.add_argument("--no-int8", action="store_true", help="skip our int8 model (quantize_int8; CPU only)")
+    parser.add_argument("--only", nargs="+", help="speed: run just these contenders (and openai-whisper)")
     parser.add_argument("--minutes", type=float, default=3.0, help="speed: minutes of audio")
     parser.add_argument("--runs", type=int, default=3, help="speed: runs per contender and setting")
     parser.add_argument("--device", default="cpu", help="speed: cpu or cuda")

@@ -67,3 +67,52 @@ def test_tiny_en_int8_transcribes_the_demo_like_float32() -> None:
     ends = np.array([[w.start, w.end] for w in int8_result.words])
     assert len(starts) == len(ends) > 5
     assert float(np.median(np.abs(starts - ends))) <= 0.04  # word times move by tens of ms at most
+
+
+# ---- checked int8 logits (fast_logits.py) ---------------------------------------------------------------------
+
+
+def test_checked_projection_recomputes_what_could_win_and_falls_back_when_unsure() -> None:
+    from whisper_align.fast_logits import CheckedInt8Vocabulary
+
+    torch.manual_seed(1)
+    weight = torch.randn(60, 16)
+    eot = 50
+    hidden = torch.randn(2, 1, 16) * 3
+    exact = hidden @ weight.T
+    everything = CheckedInt8Vocabulary(weight, eot, suppressed=[3, 4], margin=1e9)
+    got = everything(hidden)
+    allowed = [t for t in range(eot) if t not in (3, 4)]
+    torch.testing.assert_close(got[..., allowed], exact[..., allowed], rtol=0, atol=1e-5)
+    torch.testing.assert_close(got[..., eot:], exact[..., eot:], rtol=0, atol=1e-5)
+    assert everything.fallbacks == 0 and everything.recomputed == len(allowed)
+
+    unsure = CheckedInt8Vocabulary(weight, eot, suppressed=[], margin=0.0)  # any int8 error is too much
+    torch.testing.assert_close(unsure(hidden), exact, rtol=0, atol=1e-5)
+    assert unsure.fallbacks == unsure.steps == 1
+
+    usual = CheckedInt8Vocabulary(weight, eot, suppressed=[], margin=4.0)
+    got = usual(hidden)
+    assert torch.equal(got[..., :eot].argmax(-1), exact[..., :eot].argmax(-1))
+    assert 0 < usual.recomputed < eot  # only the contenders
+
+
+@pytest.mark.slow
+def test_checked_int8_logits_decode_the_float32_tokens() -> None:
+    from whisper_align.audio import load_audio, log_mel_spectrogram, pad_or_trim
+    from whisper_align.checkpoints import load_model
+    from whisper_align.decoding import DecodingError, DecodingOptions, DecodingTask
+
+    model = load_model("tiny.en")
+    mel = pad_or_trim(log_mel_spectrogram(torch.from_numpy(load_audio(str(DEMO))), model.dims.n_mels), 3000)
+    with torch.no_grad():
+        features = model.encoder(mel[None])
+    exact = DecodingTask(model, DecodingOptions()).run(features)[0]
+    task = DecodingTask(model, DecodingOptions(checked_int8_logits=True))
+    checked = task.run(features)[0]
+    assert checked.tokens == exact.tokens and len(exact.tokens) > 10
+    assert task.fast_projection is not None and task.fast_projection.steps >= len(exact.tokens)
+    assert task.fast_projection.fallbacks == 0
+    assert checked.avg_logprob == pytest.approx(exact.avg_logprob, abs=5e-3)
+    with pytest.raises(DecodingError, match="greedy"):
+        DecodingTask(model, DecodingOptions(checked_int8_logits=True, beam_size=2))

@@ -60,6 +60,9 @@ class DecodingOptions:
     max_initial_timestamp: float | None = 1.0
     fp16: bool = True  # half precision on an accelerator; ignored on the CPU
     capture_attention: bool = False  # keep the alignment heads' scores of the chosen sequence
+    # greedy on the CPU: vocabulary projection in int8, every token that could win recomputed in float32, so the
+    # same tokens as float32 (fast_logits.py); ignored when sampling (temperature > 0)
+    checked_int8_logits: bool = False
 
 
 @dataclass
@@ -204,6 +207,15 @@ class DecodingTask:
         if options.suppress_tokens:
             always = [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_speech]
             self.filters.append(SuppressTokens(suppressed_tokens(options.suppress_tokens, tok.non_speech_tokens, always)))
+        self.fast_projection = None
+        if options.checked_int8_logits and options.temperature == 0 and model.decoder.output is None:
+            if model.device.type != "cpu":
+                raise DecodingError(f"checked_int8_logits runs on the CPU only; this model is on {model.device}")
+            from .fast_logits import CheckedInt8Vocabulary
+
+            suppressed = next((f.suppress for f in self.filters if isinstance(f, SuppressTokens)), [])
+            self.fast_projection = CheckedInt8Vocabulary(
+                model.decoder.token_embedding.weight, tok.eot, suppressed, always_exact=tok.encode(" "))
         if not options.without_timestamps:
             precision = CHUNK_LENGTH / model.dims.n_audio_ctx  # 0.02 s a timestamp step
             max_initial = None
@@ -273,9 +285,10 @@ class DecodingTask:
         no_speech_probs = [float("nan")] * batch
         completed = False
 
-        def call(new_tokens: Tensor, positions: list[int] | None = None, logits: bool = True) -> Tensor | None:
+        def call(new_tokens: Tensor, positions: list[int] | None = None, logits: bool = True,
+                 projection: Any = None) -> Tensor | None:
             out, scores = model.decoder(new_tokens, features, cache=cache, qk_heads=qk_heads, logits=logits,
-                                        logit_positions=positions)
+                                        logit_positions=positions, projection=projection)
             if qk_heads:
                 calls.append(torch.cat([scores[layer] for layer in sorted(scores)], dim=1))
             return out
@@ -285,8 +298,8 @@ class DecodingTask:
                 logits = call(tokens, positions=[self.sot_index, tokens.shape[-1] - 1])
                 if tok.no_speech is not None:
                     no_speech_probs = logits[:, 0].float().softmax(-1)[:, tok.no_speech].tolist()
-            else:
-                logits = call(tokens[:, -1:])
+            else:  # (the first call stays float32: it also gives the no-speech probability)
+                logits = call(tokens[:, -1:], projection=self.fast_projection)
             logits = logits[:, -1]
             raw_text = F.log_softmax(logits[:, :eot].float(), dim=-1)
             for rule in self.filters:
@@ -373,6 +386,9 @@ def _check(options: DecodingOptions) -> None:
         raise DecodingError("best_of needs sampling (temperature > 0); use beam_size for temperature 0")
     if options.patience is not None and options.beam_size is None:
         raise DecodingError("patience only applies to beam search; give beam_size too")
+    if options.checked_int8_logits and options.beam_size is not None:
+        raise DecodingError("checked_int8_logits applies to greedy decoding only (it keeps the argmax exact, not "
+                            "a beam's top candidates); drop beam_size or checked_int8_logits")
     if options.length_penalty is not None and not 0 <= options.length_penalty <= 1:
         raise DecodingError(f"length_penalty {options.length_penalty} must be between 0 and 1 (or None)")
     for name in ("beam_size", "best_of", "sample_len"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -218,6 +219,7 @@ class TextDecoder(nn.Module):
         qk_heads: dict[int, list[int]] | None = None,
         logits: bool = True,
         logit_positions: list[int] | None = None,
+        projection: Callable[[Tensor], Tensor] | None = None,
     ) -> tuple[Tensor | None, dict[int, Tensor]]:
         """Run the decoder over ``tokens`` (B, T) attending to ``audio_features`` (B, S, D).
 
@@ -225,7 +227,8 @@ class TextDecoder(nn.Module):
         ``qk_heads`` maps layer -> heads whose cross-attention scores to return, as {layer: (B, h, T, S)}.
         With ``logits=False`` the layers above the highest asked-for layer and the vocabulary projection
         are skipped (what alignment needs) and the first value returned is None. ``logit_positions`` limits the
-        vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``.
+        vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``;
+        ``projection`` replaces it (see fast_logits.py).
         """
         qk_heads = qk_heads or {}
         offset = cache.offset if cache is not None else 0
@@ -277,7 +280,12 @@ class TextDecoder(nn.Module):
         if logit_positions is not None:
             x = x[:, logit_positions]
         x = self.ln(x)
-        logits = self.output(x) if self.output is not None else x @ self.vocabulary_projection(x.dtype)
+        if self.output is not None:
+            logits = self.output(x)
+        elif projection is not None:
+            logits = projection(x)
+        else:
+            logits = x @ self.vocabulary_projection(x.dtype)
         return logits.float(), scores
 
     def vocabulary_projection(self, dtype: torch.dtype) -> Tensor:
