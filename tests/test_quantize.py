@@ -116,3 +116,15 @@ def test_checked_int8_logits_decode_the_float32_tokens() -> None:
     assert checked.avg_logprob == pytest.approx(exact.avg_logprob, abs=5e-3)
     with pytest.raises(DecodingError, match="greedy"):
         DecodingTask(model, DecodingOptions(checked_int8_logits=True, beam_size=2))
+
+
+@pytest.mark.slow
+def test_cli_fast_logits_writes_the_float32_transcript(tmp_path: Path) -> None:
+    from whisper_align.cli import main
+
+    texts = []
+    for flags in ([], ["--fast-logits"]):
+        out = tmp_path / str(len(flags))
+        assert main(["transcribe", str(DEMO), "-f", "txt", "-o", str(out), *flags]) == 0
+        texts.append((out / "demo.txt").read_text())
+    assert texts[0] == texts[1] and "weather" in texts[0]
