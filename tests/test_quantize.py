@@ -74,24 +74,27 @@ def test_tiny_en_int8_transcribes_the_demo_like_float32() -> None:
 
 def test_checked_projection_recomputes_what_could_win_and_falls_back_when_unsure() -> None:
     from whisper_align.fast_logits import CheckedInt8Vocabulary
+    from whisper_align.model import TextDecoder
 
+    decoder = TextDecoder(n_vocab=60, n_ctx=4, n_state=16, n_head=2, n_layer=1).requires_grad_(False)
     torch.manual_seed(1)
     weight = torch.randn(60, 16)
+    decoder.token_embedding.weight.copy_(weight)
     eot = 50
     hidden = torch.randn(2, 1, 16) * 3
     exact = hidden @ weight.T
-    everything = CheckedInt8Vocabulary(weight, eot, suppressed=[3, 4], margin=1e9)
+    everything = CheckedInt8Vocabulary(decoder, eot, suppressed=[3, 4], margin=1e9)
     got = everything(hidden)
     allowed = [t for t in range(eot) if t not in (3, 4)]
     torch.testing.assert_close(got[..., allowed], exact[..., allowed], rtol=0, atol=1e-5)
     torch.testing.assert_close(got[..., eot:], exact[..., eot:], rtol=0, atol=1e-5)
     assert everything.fallbacks == 0 and everything.recomputed == len(allowed)
 
-    unsure = CheckedInt8Vocabulary(weight, eot, suppressed=[], margin=0.0)  # any int8 error is too much
+    unsure = CheckedInt8Vocabulary(decoder, eot, suppressed=[], margin=0.0)  # any int8 error is too much
     torch.testing.assert_close(unsure(hidden), exact, rtol=0, atol=1e-5)
     assert unsure.fallbacks == unsure.steps == 1
 
-    usual = CheckedInt8Vocabulary(weight, eot, suppressed=[], margin=4.0)
+    usual = CheckedInt8Vocabulary(decoder, eot, suppressed=[], margin=4.0)
     got = usual(hidden)
     assert torch.equal(got[..., :eot].argmax(-1), exact[..., :eot].argmax(-1))
     assert 0 < usual.recomputed < eot  # only the contenders

@@ -215,7 +215,7 @@ class DecodingTask:
 
             suppressed = next((f.suppress for f in self.filters if isinstance(f, SuppressTokens)), [])
             self.fast_projection = CheckedInt8Vocabulary(
-                model.decoder.token_embedding.weight, tok.eot, suppressed, always_exact=tok.encode(" "))
+                model.decoder, tok.eot, suppressed, always_exact=tok.encode(" "))
         if not options.without_timestamps:
             precision = CHUNK_LENGTH / model.dims.n_audio_ctx  # 0.02 s a timestamp step
             max_initial = None

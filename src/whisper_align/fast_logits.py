@@ -19,41 +19,27 @@ normalised over logits of which the unlikely ones are int8, an error around 1e-3
 from __future__ import annotations
 
 import math
-import weakref
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from .quantize import _pack
-
-
-_PACKED: dict[int, tuple[weakref.ref, int, torch.ScriptObject]] = {}  # id(weight) -> (weight, version, packing)
-
-
-def _packed(weight: Tensor) -> torch.ScriptObject:
-    """The int8 packing of an embedding, made once per weight (and again if it is edited in place): packing
-    tiny.en's takes longer than decoding a few tokens. Dropped when the weight is."""
-    cached = _PACKED.get(id(weight))
-    if cached is None or cached[0]() is not weight or cached[1] != weight._version:
-        if cached is None or cached[0]() is not weight:
-            weakref.finalize(weight, _PACKED.pop, id(weight), None)
-        cached = (weakref.ref(weight), weight._version, _pack(weight, None))
-        _PACKED[id(weight)] = cached
-    return cached[2]
+from .model import TextDecoder
+from .quantize import _linear
 
 
 class CheckedInt8Vocabulary:
     """A drop-in for the decoder's vocabulary projection (hidden states (B, T, D) -> logits (B, T, V))."""
 
-    def __init__(self, weight: Tensor, eot: int, suppressed: Sequence[int], always_exact: Sequence[int] = (),
+    def __init__(self, decoder: TextDecoder, eot: int, suppressed: Sequence[int], always_exact: Sequence[int] = (),
                  margin: float = 4.0):
+        weight = decoder.token_embedding.weight
         if weight.device.type != "cpu":
             raise ValueError("the checked int8 projection runs on the CPU only")
-        self.weight = weight.detach().float()
+        self.decoder = decoder
+        self.weight = weight.detach().float()  # its rows: the candidates' exact logits
         self.eot, self.margin = eot, margin
-        self.packed = _packed(weight)
-        self.special = self.weight[eot:].T.contiguous()  # (D, V - eot): always exact
+        self.packed = decoder.int8_vocabulary()
         self.allowed = torch.ones(eot, dtype=torch.bool)
         self.allowed[[t for t in suppressed if t < eot]] = False
         self.always_exact = torch.tensor(sorted({t for t in always_exact if t < eot}), dtype=torch.long)
@@ -62,8 +48,8 @@ class CheckedInt8Vocabulary:
 
     def __call__(self, hidden: Tensor) -> Tensor:
         shape = hidden.shape
-        x = hidden.reshape(-1, shape[-1]).float().contiguous()
-        logits = torch.ops.quantized.linear_dynamic(x, self.packed, True)
+        x = hidden.reshape(-1, shape[-1]).float()
+        logits = _linear(x, self.packed, "the checked vocabulary projection")
         approx_text = logits[:, : self.eot].masked_fill(~self.allowed, -math.inf)
         best = approx_text.max(dim=-1, keepdim=True).values
         candidates = (approx_text >= best - self.margin).any(dim=0)
@@ -72,12 +58,13 @@ class CheckedInt8Vocabulary:
         exact = x @ self.weight[index].T
         self.steps += 1
         self.recomputed += len(index)
+        projection = self.decoder.vocabulary_projection(torch.float32)  # (D, V), float32 as decoding gets it
         if float((exact - logits[:, index]).abs().max()) > self.margin / 2:
             self.fallbacks += 1
-            logits = x @ self.weight.T
+            logits = x @ projection
         else:
             logits[:, index] = exact
-            logits[:, self.eot :] = x @ self.special
+            logits[:, self.eot :] = x @ projection[:, self.eot :]
         return logits.reshape(*shape[:-1], logits.shape[-1])
 
 

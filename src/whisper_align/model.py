@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -208,7 +208,7 @@ class TextDecoder(nn.Module):
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
         )
         self.ln = LayerNorm(n_state)
-        self._projection: Tensor | None = None  # see vocabulary_projection
+        self._derived: dict[str, tuple[weakref.ref, int, Any, Any]] = {}  # see _embedding_form
         self.output: nn.Module | None = None  # replaces the tied projection when set (int8, see quantize.py)
 
     def forward(
@@ -299,21 +299,31 @@ class TextDecoder(nn.Module):
         weight = self.token_embedding.weight
         if weight.device.type != "cpu" or (weight.requires_grad and torch.is_grad_enabled()):
             if weight.device.type != "cpu":
-                self._projection = None
+                self._derived.pop("projection", None)
             return weight.to(dtype).T  # training: the gradient must reach the embedding
-        # a weak reference, not the address: a replaced weight may reuse the old one's memory
-        source, version, cached_dtype = getattr(self, "_projection_key", (None, -1, None))
-        if self._projection is None or source() is not weight or version != weight._version or cached_dtype != dtype:
-            self._projection = weight.detach().to(dtype).T.contiguous()
-            self._projection_key = (weakref.ref(weight), weight._version, dtype)
-        return self._projection
+        return self._embedding_form("projection", dtype, lambda w: w.to(dtype).T.contiguous())
+
+    def int8_vocabulary(self) -> torch.ScriptObject:
+        """The token embedding packed as int8 rows for ``quantized::linear_dynamic`` (CPU; see fast_logits.py),
+        made once per weight like :meth:`vocabulary_projection`."""
+        from .quantize import _pack
+
+        return self._embedding_form("int8", None, lambda w: _pack(w, None))
+
+    def _embedding_form(self, kind: str, variant: Any, make: Callable[[Tensor], Any]) -> Any:
+        """A derived form of the token embedding, cached until the weight is replaced or changed in place (held by
+        a weak reference, not its address: a replaced weight may reuse the old one's memory) or ``variant``
+        changes."""
+        weight = self.token_embedding.weight
+        cached = self._derived.get(kind)
+        if cached is None or cached[0]() is not weight or cached[1] != weight._version or cached[2] != variant:
+            cached = (weakref.ref(weight), weight._version, variant, make(weight.detach()))
+            self._derived[kind] = cached
+        return cached[3]
 
     def __getstate__(self) -> dict:
-        """Pickle without the projection copy (derived, and its weak reference cannot be pickled)."""
-        state = super().__getstate__()
-        state = dict(state, _projection=None)
-        state.pop("_projection_key", None)
-        return state
+        """Pickle without the derived forms of the embedding (copies, and weak references cannot be pickled)."""
+        return dict(super().__getstate__(), _derived={})
 
 
 def default_alignment_heads(n_text_layer: int, n_text_head: int) -> Tensor:
