@@ -252,6 +252,17 @@ def faster_whisper_contender(model_name: str, compute_type: str = "float32") -> 
     return run
 
 
+def ours_contender(model, **options: Any) -> Contender:
+    """Our ``transcribe()``, greedy, with ``options``; waits for the device before the clock stops."""
+
+    def run(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+        result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps, **options)
+        synchronize(model.device)
+        return result.text, len(result.segments)
+
+    return run
+
+
 def run_speed(args: argparse.Namespace) -> None:
     results = {}
     for model_name in args.models:
@@ -261,42 +272,19 @@ def run_speed(args: argparse.Namespace) -> None:
         audio = long_audio(args.minutes)
         seconds = len(audio) / SAMPLE_RATE
 
-        def ours(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
-            result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps)
-            synchronize(model.device)
-            return result.text, len(result.segments)
-
         def openai(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
             with torch.no_grad():
                 result = openai_transcribe(reference, samples, word_timestamps)
             synchronize(reference.device)
             return result["text"], len(result["segments"])
 
-        contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours}
-        if args.device == "cpu" and not args.no_int8:
-            int8_model = quantize_int8(load_model(model_name))
-
-            def ours_int8(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
-                result = transcribe(int8_model, samples, temperature=0.0, word_timestamps=word_timestamps)
-                return result.text, len(result.segments)
-
-            contenders["whisper-align int8"] = ours_int8
-
-        def ours_kept_windows(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
-            result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps,
-                                seek_to_last_word=False)
-            synchronize(model.device)
-            return result.text, len(result.segments)
-
-        contenders["whisper-align, seek_to_last_word=False"] = ours_kept_windows
-
-        def ours_checked(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
-            result = transcribe(model, samples, temperature=0.0, word_timestamps=word_timestamps,
-                                checked_int8_logits=args.device == "cpu")
-            return result.text, len(result.segments)
-
-        if args.device == "cpu":
-            contenders["whisper-align, checked int8 logits"] = ours_checked
+        contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours_contender(model)}
+        cpu = args.device == "cpu"  # int8 kernels are CPU-only
+        if cpu and not args.no_int8:
+            contenders["whisper-align int8"] = ours_contender(quantize_int8(load_model(model_name)))
+        contenders["whisper-align, seek_to_last_word=False"] = ours_contender(model, seek_to_last_word=False)
+        if cpu:
+            contenders["whisper-align, checked int8 logits"] = ours_contender(model, checked_int8_logits=True)
         for compute_type in ("float32", "int8"):
             wanted = not args.only or f"faster-whisper {compute_type}" in args.only
             fw = faster_whisper_contender(model_name, compute_type) if args.device == "cpu" and wanted else None
