@@ -187,17 +187,20 @@ def boundary_errors(item: Item, hypothesis: list[TimedWord], signed: bool = Fals
 
 def median_offset(items: Sequence[Item], heads: Sequence[int], config: AlignmentConfig) -> float:
     """Median signed boundary error (hypothesis - reference, seconds) of a head set: how late it runs."""
-    errors = [boundary_errors(item, word_times(item, heads, config), signed=True) for item in items]
-    pooled = np.concatenate(errors) if errors else np.zeros(0)
-    return float(np.median(pooled)) if len(pooled) else 0.0
+    return _pooled_median([boundary_errors(item, word_times(item, heads, config), signed=True) for item in items])
 
 
 def anchor_shift(items: Sequence[Item], heads: Sequence[int], anchor: Sequence[int], config: AlignmentConfig) -> float:
     """Seconds to add to the word times of ``heads`` so that their median boundary falls where the ``anchor``
     set puts it; no reference times needed. The unsupervised search anchors its few, mutually consistent heads
     to the default set (half the decoder's heads), whose individual lags largely average out."""
-    diffs = [(_boundaries(item, anchor, config) - _boundaries(item, heads, config)).reshape(-1) for item in items]
-    pooled = np.concatenate(diffs) if diffs else np.zeros(0)
+    return _pooled_median([(_boundaries(item, anchor, config) - _boundaries(item, heads, config)).reshape(-1)
+                           for item in items])
+
+
+def _pooled_median(parts: list[np.ndarray]) -> float:
+    """Median of all values of ``parts`` together; 0 when there are none."""
+    pooled = np.concatenate(parts) if parts else np.zeros(0)
     return float(np.median(pooled)) if len(pooled) else 0.0
 
 
