@@ -118,8 +118,8 @@ class MultiHeadAttention(nn.Module):
         self.value = Linear(n_state, n_state)
         self.out = Linear(n_state, n_state)
 
-    def _split(self, x: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, D/H)
-        return x.view(*x.shape[:2], self.n_head, -1).transpose(1, 2)
+    def _split(self, x: Tensor) -> Tensor:  # (B, T, D) -> (B, H, T, D/H); already split (4-d): as it is
+        return x if x.dim() == 4 else x.view(*x.shape[:2], self.n_head, -1).transpose(1, 2)
 
     def forward(
         self,
@@ -137,8 +137,7 @@ class MultiHeadAttention(nn.Module):
         """
         q = self._split(self.query(x))
         k, v = kv if kv is not None else (self.key(x), self.value(x))
-        k = k if k.dim() == 4 else self._split(k)
-        v = v if v.dim() == 4 else self._split(v)
+        k, v = self._split(k), self._split(v)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         out = self.out(out.transpose(1, 2).flatten(2))
         qk = None
@@ -158,8 +157,7 @@ class MultiHeadAttention(nn.Module):
 
     def keys_of_heads(self, k: Tensor, heads: list[int]) -> Tensor:
         """The keys of ``heads`` as float32 (B, len(heads), D/H, T), ready to multiply queries with."""
-        k = k if k.dim() == 4 else self._split(k)
-        return k[:, heads].float().transpose(-1, -2).contiguous()
+        return self._split(k)[:, heads].float().transpose(-1, -2).contiguous()
 
 
 class ResidualAttentionBlock(nn.Module):
