@@ -349,3 +349,55 @@ def test_logits_still_train_the_tied_embedding() -> None:
     # rows of tokens never fed in get gradient only through the output projection
     unused = sorted(set(range(DIMS.n_vocab)) - set(tokens.flatten().tolist()))
     assert grad[unused].abs().sum() > 0
+
+
+def test_fused_self_projections_equal_the_three_layers_and_follow_weight_edits() -> None:
+    model = make_model(seed=5)
+    attn = model.decoder.blocks[1].attn
+    x = torch.randn(2, 3, DIMS.n_text_state)
+    with torch.no_grad():
+        separate = (attn.query(x), attn.key(x), attn.value(x))
+        fused = attn.project_self(x)
+        for got, want in zip(fused, separate):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+        attn.value.weight.mul_(-3.0)  # an in-place edit (a loader's copy_, fine-tuning) must reach the copy ...
+        attn.key.weight = torch.nn.Parameter(torch.randn_like(attn.key.weight))  # ... and so must a new weight
+        for got, want in zip(attn.project_self(x), (attn.query(x), attn.key(x), attn.value(x))):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-5)
+    q, k, v = attn.project_self(x)  # autograd recording: the layers themselves, so gradients reach them
+    (q.sum() + k.sum() + v.sum()).backward()
+    assert all(w.grad is not None for w in (attn.query.weight, attn.key.weight, attn.value.weight))
+
+
+def test_mlp_widening_weights_are_stored_column_major_through_loads_moves_and_casts(tmp_path) -> None:
+    """Same parameter, faster one-row products on the CPU (see model.Linear); the layout must survive."""
+    model = make_model(seed=6)
+    state = model.state_dict()
+    with torch.device("meta"):  # how the loaders build a model before filling it in
+        empty = Whisper(DIMS)
+    loaded = empty.to_empty(device="cpu").to(torch.float64).to(torch.float32)
+    loaded.load_state_dict(state)
+    for m in (model, loaded):
+        for block in list(m.encoder.blocks) + list(m.decoder.blocks):
+            widen, narrow = block.mlp[0].weight, block.mlp[2].weight
+            assert widen.shape == (4 * DIMS.n_text_state, DIMS.n_text_state) and widen.t().is_contiguous()
+            assert narrow.is_contiguous()
+    torch.testing.assert_close(loaded.decoder.blocks[0].mlp[0].weight, model.decoder.blocks[0].mlp[0].weight,
+                               rtol=0, atol=0)
+    torch.save(state, tmp_path / "state.pt")  # and the saved tensor reads back with the same values
+    again = torch.load(tmp_path / "state.pt", weights_only=True)
+    assert torch.equal(again["decoder.blocks.0.mlp.0.weight"], state["decoder.blocks.0.mlp.0.weight"])
+
+
+def test_kv_cache_grows_in_place_and_keeps_what_it_held(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    with torch.no_grad():
+        audio = model.embed_audio(mel)
+        cache = KVCache()
+        model.decoder(tokens[:, :2], audio, cache=cache)
+        first = cache.self_kv[0][0]
+        capacity = first.shape[1]
+        outputs = [model.decoder(tokens[:, i : i + 1], audio, cache=cache)[0] for i in range(2, tokens.shape[1])]
+        assert cache.offset == tokens.shape[1] and cache.self_kv[0][0].shape[1] >= tokens.shape[1] > capacity
+        # one token per step, each step's logits as a full pass gives them
+        torch.testing.assert_close(torch.cat(outputs, dim=1), model.decoder(tokens, audio)[0][:, 2:], rtol=0, atol=1e-5)

@@ -154,10 +154,11 @@ def test_long_form_windows_match_openai(model, reference):
     assert captured.words[-1].end <= len(samples) / SAMPLE_RATE + 0.02
 
 
-def test_seek_to_last_word_false_keeps_the_windows_of_a_run_without_word_timestamps(model, reference):
+def test_word_timestamps_keep_the_windows_of_a_run_without_them_unless_seeking_to_the_last_word(model, reference):
     """38 s of speech: openai's word-timestamp rule starts the second window at the last word's end; without it
-    the second window starts at the last timestamp token, as in a run without word timestamps. (The text may
-    still differ: word times can empty a segment, which then leaves the next window's prompt, in both rules.)"""
+    the second window starts at the last timestamp token, as in a run without word timestamps. The default mode
+    does the latter, conformance mode the former. (The text may still
+    differ: word times can empty a segment, which then leaves the next window's prompt, in both rules.)"""
     from whisper_align.transcriber import transcribe
 
     names = ["dr1-fvmh0/sa2.wav", "dr1-mcpm0/sa1.wav", "dr1-fvmh0/sa1.wav", "dr1-mcpm0/sa2.wav"]
@@ -165,11 +166,16 @@ def test_seek_to_last_word_false_keeps_the_windows_of_a_run_without_word_timesta
     samples = np.concatenate([x for name in names * 3 for x in (audio(name), gap)])
 
     plain = openai_transcribe(reference, samples, temperature=0.0)
-    kept = transcribe(model, samples, temperature=0.0, word_timestamps=True, seek_to_last_word=False)
-    assert sorted({s.seek for s in kept.segments}) == sorted({s["seek"] for s in plain["segments"]})
+    plain_seeks = sorted({s["seek"] for s in plain["segments"]})
+    kept = transcribe(model, samples, temperature=0.0, word_timestamps=True)  # default mode: windows kept
+    assert sorted({s.seek for s in kept.segments}) == plain_seeks
     assert_sane_words(kept)
-    moved = transcribe(model, samples, temperature=0.0, word_timestamps=True)  # openai's rule, the default
-    assert sorted({s.seek for s in moved.segments}) != sorted({s["seek"] for s in plain["segments"]})
+    for moved in (transcribe(model, samples, temperature=0.0, word_timestamps=True, seek_to_last_word=True),
+                  transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE)):
+        assert sorted({s.seek for s in moved.segments}) != plain_seeks  # openai's rule
+    forced = transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE,
+                        seek_to_last_word=False)
+    assert sorted({s.seek for s in forced.segments}) == plain_seeks
 
 
 def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, reference):

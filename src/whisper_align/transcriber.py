@@ -67,7 +67,7 @@ def transcribe(
     append_punctuations: str | None = None,
     clip_timestamps: str | Sequence[float] = "0",
     hallucination_silence_threshold: float | None = None,
-    seek_to_last_word: bool = True,
+    seek_to_last_word: bool | None = None,
     language: str | None = None,
     task: str = "transcribe",
     beam_size: int | None = None,
@@ -84,12 +84,13 @@ def transcribe(
     (``patience``, ``length_penalty``, ``suppress_tokens``, ``suppress_blank``, ``fp16``, ``sample_len``,
     ``max_initial_timestamp``, ``prefix``...) go to :class:`DecodingOptions`.
 
-    With word timestamps, a window that ends mid-segment is followed by one starting at its last word's end
-    (as in openai-whisper), so captured timings can shift later windows by a frame or two relative to openai's.
-    ``seek_to_last_word=False`` starts it at the last timestamp token instead, as a run without word timestamps
-    does: the windows then fall where they would without word timestamps and no extra ones are decoded
-    (openai's rule often adds one or two per few minutes of audio). The text can still differ from a run
-    without word timestamps where word times empty a segment, which then leaves the next window's prompt.
+    Where the next window starts after one that ends mid-segment: openai-whisper, with word timestamps, starts
+    it at the last word's end (``seek_to_last_word=True``); without them, at the last timestamp token
+    (``False``). The default (None) follows the word rules: True in conformance mode, which reproduces
+    openai-whisper; False in the default mode, whose word times are not openai's, so its word-end rule would not
+    give openai's windows anyway. With False, asking for word timestamps does not move any window: no extra
+    windows are decoded (openai's rule adds one or two per few minutes of audio) and the text is that of a run
+    without word timestamps, except where word times empty a segment, which then leaves the next window's prompt.
     """
     if word_alignment not in WORD_ALIGNMENTS:
         raise DecodingError(f"word_alignment {word_alignment!r} is unknown; use one of {', '.join(WORD_ALIGNMENTS)}")
@@ -125,6 +126,8 @@ def transcribe(
         config = replace(config, prepend_punctuations=prepend_punctuations)
     if append_punctuations is not None:
         config = replace(config, append_punctuations=append_punctuations)
+    if seek_to_last_word is None:
+        seek_to_last_word = config.mode == "conformance"
 
     seek_clips = _seek_clips(clip_timestamps, content_frames)
     input_stride = N_FRAMES // model.dims.n_audio_ctx  # mel frames per audio position: 2

@@ -50,9 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where word timings' attention comes from (default: captured while decoding)")
     parser.add_argument("--alignment-mode", default="default", choices=["default", "conformance"],
                         help="word rules: the aligner's default, or openai-whisper's exact ones")
-    parser.add_argument("--no-seek-to-last-word", dest="seek_to_last_word", action="store_false",
-                        help="with --word-timestamps, start a window where it would start without them (openai "
-                             "starts it at the last word's end, which can add a window)")
+    parser.add_argument("--seek-to-last-word", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --word-timestamps, start the window after one that ends mid-segment at its last "
+                             "word's end, as openai-whisper does (default: only in conformance mode; otherwise "
+                             "where it would start without word timestamps)")
     parser.add_argument("--beam-size", type=int, default=None, help="beams for temperature-0 decoding")
     parser.add_argument("--best-of", type=int, default=None, help="samples for temperature > 0")
     parser.add_argument("--patience", type=float, default=None, help="beam-search patience")
