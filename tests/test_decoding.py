@@ -207,6 +207,18 @@ def test_capture_is_off_by_default_and_batches_work(random_model):
     assert single.tokens == results[1].tokens
 
 
+@pytest.mark.parametrize("options", [dict(), dict(beam_size=3)], ids=["greedy", "beam3"])
+def test_capturing_attention_does_not_change_a_single_logit(random_model, options):
+    """Word timestamps must not change the transcript: with capture on, every step runs the same arithmetic."""
+    torch.manual_seed(3)
+    mel = torch.randn(80, 200)
+    plain = decode(random_model, mel, DecodingOptions(sample_len=16, **options))
+    captured = decode(random_model, mel, DecodingOptions(sample_len=16, capture_attention=True, **options))
+    assert captured.tokens == plain.tokens and len(plain.tokens) > 3
+    assert captured.sum_logprob == plain.sum_logprob and captured.text_token_probs == pytest.approx(
+        plain.text_token_probs, rel=0, abs=0, nan_ok=True)
+
+
 def test_english_only_model_has_no_language_detection(random_model):
     with pytest.raises(DecodingError, match="English-only"):
         detect_language(random_model, torch.zeros(80, 200))

@@ -199,12 +199,20 @@ class MultiHeadAttention(DerivedForms, nn.Module):
         q = self._split(self.query(x) if q is None else q)
         k, v = kv if kv is not None else (self.key(x), self.value(x))
         k, v = self._split(k), self._split(v)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        out = self.out(out.transpose(1, 2).flatten(2))
         qk = None
-        if qk_heads:
-            keys = head_keys if head_keys is not None else self.keys_of_heads(k, qk_heads)
-            qk = (q[:, qk_heads].float() @ keys) * q.shape[-1] ** -0.5
+        if q.shape[-2] == 1 and mask is None:
+            # one decoding step: the attention written out, so the scores asked for come with it instead of a
+            # second pass over those heads' keys (on a CPU that pass costs as much as the attention); written out
+            # with or without them, so capturing scores never changes a step's arithmetic
+            scores = (q.float() @ k.float().transpose(-1, -2)) * q.shape[-1] ** -0.5
+            out = (scores.softmax(dim=-1) @ v.float()).to(q.dtype)
+            qk = scores[:, qk_heads] if qk_heads else None
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            if qk_heads:
+                keys = head_keys if head_keys is not None else self.keys_of_heads(k, qk_heads)
+                qk = (q[:, qk_heads].float() @ keys) * q.shape[-1] ** -0.5
+        out = self.out(out.transpose(1, 2).flatten(2))
         return out, qk
 
     def project_self(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -17,6 +17,7 @@ The normalisation in step 3 runs over every token row given, so pass the scores 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -42,14 +43,41 @@ def median_filter(x: Tensor, width: int) -> Tensor:
     padded = torch.cat([left, x, right], dim=-1)
     if torch.isnan(padded).any():  # sort's NaN ordering is openai's; min/max would spread NaNs differently
         return padded.unfold(-1, width, 1).sort(dim=-1).values[..., pad]
-    # An odd-even transposition sorting network over the ``width`` shifted views: elementwise min/max pick the
-    # very same elements a sort would, about twice as fast as sorting every window on the CPU.
+    # A sorting network over the ``width`` shifted views, of which only the comparisons that reach the middle
+    # lane are kept: elementwise min/max pick the very same elements a sort would, several times faster than
+    # sorting every window. Rows go in blocks small enough for the views to stay in the CPU's cache.
     n = x.shape[-1]
-    lanes = [padded[..., i : i + n] for i in range(width)]
-    for step in range(width):
-        for i in range(step % 2, width - 1, 2):
-            lanes[i], lanes[i + 1] = torch.minimum(lanes[i], lanes[i + 1]), torch.maximum(lanes[i], lanes[i + 1])
-    return lanes[pad]
+    rows = padded.reshape(-1, padded.shape[-1])
+    out = torch.empty(rows.shape[0], n, dtype=x.dtype, device=x.device)
+    block = max(1, _BLOCK_ELEMENTS // padded.shape[-1])
+    for start in range(0, rows.shape[0], block):
+        part = rows[start : start + block]
+        lanes = [part[:, i : i + n] for i in range(width)]
+        for i, low, high in _median_network(width):
+            a, b = lanes[i], lanes[i + 1]
+            if low:
+                lanes[i] = torch.minimum(a, b)
+            if high:
+                lanes[i + 1] = torch.maximum(a, b)
+        out[start : start + block] = lanes[pad]
+    return out.view(x.shape)
+
+
+_BLOCK_ELEMENTS = 32_768  # per view: width views of a block fit in a core's L2 cache
+
+
+@functools.lru_cache(maxsize=None)
+def _median_network(width: int) -> tuple[tuple[int, bool, bool], ...]:
+    """Odd-even transposition sort of ``width`` lanes, as (i, keep min into lane i, keep max into lane i + 1),
+    without the comparisons (or halves of them) whose results never reach the middle lane."""
+    network = [(step, i) for step in range(width) for i in range(step % 2, width - 1, 2)]
+    needed, kept = {width // 2}, []
+    for _, i in reversed(network):
+        low, high = i in needed, i + 1 in needed
+        if low or high:
+            kept.append((i, low, high))
+            needed |= {i, i + 1}
+    return tuple(reversed(kept))
 
 
 def alignment_matrix(
