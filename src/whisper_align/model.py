@@ -124,15 +124,12 @@ class KVCache:
     ``self_len[i]`` positions are filled: :meth:`extend` writes each call's new tokens in place (doubling the
     buffer when full) instead of concatenating a new (B, T, D) tensor per layer per step, which on the CPU cost
     more than the self-attention itself. ``cross_kv[i]`` (B, H, S, D/H, see :meth:`MultiHeadAttention.project_audio`)
-    is computed once per audio, and so is ``head_keys[i]``: the float32, transposed keys of the heads whose scores
-    are asked for (capture while decoding would otherwise gather them again at every step). :meth:`reorder`
-    selects batch rows, for beam search.
+    is computed once per audio. :meth:`reorder` selects batch rows, for beam search.
     """
 
     self_kv: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
     self_len: dict[int, int] = field(default_factory=dict)
     cross_kv: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
-    head_keys: dict[int, tuple[tuple[int, ...], Tensor]] = field(default_factory=dict)
 
     @property
     def offset(self) -> int:
@@ -159,8 +156,6 @@ class KVCache:
         for store in (self.self_kv, self.cross_kv):
             for layer, (k, v) in store.items():
                 store[layer] = (k[index], v[index])
-        for layer, (heads, keys) in self.head_keys.items():
-            self.head_keys[layer] = (heads, keys[index])
 
     def crop(self, length: int) -> None:
         """Forget every cached token after the first ``length``."""
@@ -186,14 +181,12 @@ class MultiHeadAttention(DerivedForms, nn.Module):
         kv: tuple[Tensor, Tensor] | None = None,
         mask: Tensor | None = None,
         qk_heads: list[int] | None = None,
-        head_keys: Tensor | None = None,
         q: Tensor | None = None,
     ) -> tuple[Tensor, Tensor | None]:
         """Attend from ``x`` to keys/values ``kv`` (already projected, shape (B, T, D)); self-attention if None.
 
         Returns the output and, if ``qk_heads`` is given, the scaled pre-softmax scores of those heads,
-        shape (B, len(qk_heads), T_query, T_key), in float32. ``head_keys`` may hold those heads' keys as
-        :meth:`keys_of_heads` gives them, computed once for many calls; ``q`` the query projection of ``x``
+        shape (B, len(qk_heads), T_query, T_key), in float32. ``q`` may hold the query projection of ``x``
         (see :meth:`project_self`).
         """
         q = self._split(self.query(x) if q is None else q)
@@ -209,9 +202,8 @@ class MultiHeadAttention(DerivedForms, nn.Module):
             qk = scores[:, qk_heads] if qk_heads else None
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-            if qk_heads:
-                keys = head_keys if head_keys is not None else self.keys_of_heads(k, qk_heads)
-                qk = (q[:, qk_heads].float() @ keys) * q.shape[-1] ** -0.5
+            if qk_heads:  # (several rows at once: the prompt, or a teacher-forced alignment pass)
+                qk = (q[:, qk_heads].float() @ self.keys_of_heads(k, qk_heads)) * q.shape[-1] ** -0.5
         out = self.out(out.transpose(1, 2).flatten(2))
         return out, qk
 
@@ -348,14 +340,7 @@ class TextDecoder(DerivedForms, nn.Module):
                 cross_kv = block.cross_attn.project_audio(audio_features)
                 if cache is not None:
                     cache.cross_kv[i] = cross_kv
-            heads, head_keys = qk_heads.get(i), None
-            if heads and cache is not None:
-                cached = cache.head_keys.get(i)
-                if cached is None or cached[0] != tuple(heads):
-                    cached = (tuple(heads), block.cross_attn.keys_of_heads(cross_kv[0], heads))
-                    cache.head_keys[i] = cached
-                head_keys = cached[1]
-            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, qk_heads=heads, head_keys=head_keys)
+            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, qk_heads=qk_heads.get(i))
             x = x + out
             if qk is not None:
                 scores[i] = qk
