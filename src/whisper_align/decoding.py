@@ -25,15 +25,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .decoding_rules import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, suppressed_tokens
-from .errors import WhisperAlignError
+from .errors import DecodingError
 from .model import KVCache, Whisper
 from .tokenizer import Tokenizer, get_tokenizer
 
 CHUNK_LENGTH = 30  # seconds the encoder sees
-
-
-class DecodingError(WhisperAlignError, ValueError):
-    """Decoding options that cannot work together or a model that cannot do what was asked."""
 
 
 def compression_ratio(text: str) -> float:
@@ -182,6 +178,18 @@ class BeamSearch:
         return out
 
 
+@dataclass
+class _Chosen:
+    """The sequence chosen for one audio: its text tokens, their summed log-probability, each token's probability
+    among text tokens, the captured attention rows (or None) and the no-speech probability."""
+
+    tokens: list[int]
+    sum_logprob: float
+    text_token_probs: list[float]
+    attention: Tensor | None
+    no_speech_prob: float
+
+
 # ---- the decoding task ------------------------------------------------------------------------------------------
 
 
@@ -259,20 +267,20 @@ class DecodingTask:
         out = self._main_loop(group_features, tokens)
         results = []
         for a in range(n_audio):
-            seq, score, text_probs, attention, no_speech = out[a]
-            text = tok.decode(seq).strip()
+            chosen = out[a]
+            text = tok.decode(chosen.tokens).strip()
             results.append(DecodingResult(
                 audio_features=features[a], language=languages[a],
                 language_probs=None if language_probs is None else language_probs[a],
-                tokens=seq, text=text, avg_logprob=score / (len(seq) + 1), sum_logprob=score,
-                no_speech_prob=no_speech, temperature=opts.temperature, compression_ratio=compression_ratio(text),
-                initial_tokens=tuple(tokens[a * self.n_group].tolist()), text_token_probs=text_probs,
-                attention=attention,
+                tokens=chosen.tokens, text=text, avg_logprob=chosen.sum_logprob / (len(chosen.tokens) + 1),
+                sum_logprob=chosen.sum_logprob, no_speech_prob=chosen.no_speech_prob, temperature=opts.temperature,
+                compression_ratio=compression_ratio(text), initial_tokens=tuple(tokens[a * self.n_group].tolist()),
+                text_token_probs=chosen.text_token_probs, attention=chosen.attention,
             ))
         return results
 
-    def _main_loop(self, features: Tensor, tokens: Tensor) -> list[tuple[list[int], float, list[float], Tensor | None, float]]:
-        """Run the decoder step by step; per audio return (tokens, sum_logprob, text probs, attention, no_speech)."""
+    def _main_loop(self, features: Tensor, tokens: Tensor) -> list[_Chosen]:
+        """Run the decoder step by step; per audio return the chosen sequence."""
         model, tok, opts = self.model, self.tokenizer, self.options
         eot, batch, device = tok.eot, tokens.shape[0], features.device
         qk_heads = model.alignment_heads_by_layer() if opts.capture_attention else None
@@ -343,7 +351,7 @@ class DecodingTask:
             attention = None
             if qk_heads and step < len(calls):
                 attention = torch.cat([calls[s][chain[s]] for s in range(step + 1)], dim=1).cpu()
-            outputs.append((seq, score, probs, attention, no_speech_probs[a * self.n_group]))
+            outputs.append(_Chosen(seq, score, probs, attention, no_speech_probs[a * self.n_group]))
         return outputs
 
     def _sample(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> tuple[Tensor, bool]:

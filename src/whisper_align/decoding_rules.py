@@ -12,6 +12,8 @@ from typing import Protocol, Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import DecodingError
+
 
 class LogitFilter(Protocol):
     def apply(self, logits: Tensor, tokens: Tensor) -> None: ...
@@ -100,7 +102,6 @@ def suppressed_tokens(spec: str | Sequence[int] | None, non_speech_tokens: Seque
         try:
             ids = [int(t) for t in spec.split(",") if t.strip()]
         except ValueError:
-            from .decoding import DecodingError
 
             raise DecodingError(f"suppress_tokens {spec!r} is not a comma-separated list of token ids (or -1)") from None
     else:

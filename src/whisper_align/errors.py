@@ -1,7 +1,5 @@
-"""The package's typed errors. Each message says what is wrong and what to do about it.
-
-(``heads.AlignmentHeadsError`` lives in ``heads.py`` so that module imports nothing else of the package.)
-"""
+"""Every error whisper-align raises on purpose, under one base class. Each message says what is wrong and what
+to do about it. This module imports nothing, so every other module may import it."""
 
 
 class WhisperAlignError(Exception):
@@ -22,3 +20,19 @@ class TranscriptError(WhisperAlignError, ValueError):
 
 class ManifestError(WhisperAlignError, ValueError):
     """A manifest line that is not valid JSON or lacks a required field."""
+
+
+class DecodingError(WhisperAlignError, ValueError):
+    """Decoding options that cannot work together or a model that cannot do what was asked."""
+
+
+class QuantizationError(WhisperAlignError, RuntimeError):
+    """A model that cannot be quantized, or a quantized model asked to do what only a float model can."""
+
+
+class OutputFormatError(WhisperAlignError, ValueError):
+    """An output path or format name that no writer handles, or an option no writer knows."""
+
+
+class PlotDependencyError(WhisperAlignError, ImportError):
+    """matplotlib, which plotting needs, is not installed."""

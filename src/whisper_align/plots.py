@@ -13,15 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import WhisperAlignError
+from .errors import PlotDependencyError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-
-class PlotDependencyError(WhisperAlignError, ImportError):
-    """matplotlib, which plotting needs, is not installed."""
 
 
 def _figure(**kwargs: Any) -> Figure:

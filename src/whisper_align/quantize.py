@@ -20,12 +20,8 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from .errors import WhisperAlignError
+from .errors import QuantizationError
 from .model import Linear, Whisper
-
-
-class QuantizationError(WhisperAlignError, RuntimeError):
-    """A model that cannot be quantized, or a quantized model asked to do what only a float model can."""
 
 
 def _pack(weight: Tensor, bias: Tensor | None) -> torch.ScriptObject:

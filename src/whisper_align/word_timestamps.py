@@ -10,6 +10,8 @@ openai's ``hallucination_silence_threshold`` logic, which needs the word times.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -17,11 +19,36 @@ from torch import Tensor
 from .alignment.attention import alignment_matrix
 from .alignment.words import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, TOKENS_PER_SECOND, AlignmentConfig,
                               WordTiming, align_words, merge_punctuations, truncate_sentence_marks)
-from .audio import FRAMES_PER_SECOND, HOP_LENGTH, SAMPLE_RATE
+from .audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, SAMPLE_RATE
 from .decoding import DecodingResult
 from .model import Whisper
 from .tokenizer import Tokenizer
 from .types import Segment, Word
+
+
+@dataclass(frozen=True)
+class DecodedWindow:
+    """Where one decoded window lies: ``size`` mel frames from frame ``seek`` of audio ``content_frames`` long."""
+
+    seek: int
+    size: int
+    content_frames: int
+
+    @property
+    def time_offset(self) -> float:
+        return self.seek * HOP_LENGTH / SAMPLE_RATE
+
+    @property
+    def end_time(self) -> float:  # where a full 30 s window from ``seek`` would end
+        return (self.seek + N_FRAMES) * HOP_LENGTH / SAMPLE_RATE
+
+    @property
+    def duration(self) -> float:
+        return self.size * HOP_LENGTH / SAMPLE_RATE
+
+    @property
+    def content_duration(self) -> float:
+        return self.content_frames * HOP_LENGTH / SAMPLE_RATE
 
 
 def end_of_last_word(segments: list[Segment]) -> float | None:
@@ -191,39 +218,39 @@ def _is_anomaly(segment: Segment | None) -> bool:
 
 
 def skip_hallucinations(
-    current: list[Segment], threshold: float, single_timestamp_ending: bool, time_offset: float,
-    window_end_time: float, segment_duration: float, content_duration: float, content_frames: int,
-    previous_seek: int, segment_size: int, last_speech_timestamp: float,
+    current: list[Segment], threshold: float, window: DecodedWindow, single_timestamp_ending: bool,
+    last_speech_timestamp: float,
 ) -> tuple[int, bool] | None:
     """openai-whisper's ``hallucination_silence_threshold``: drop anomalous segments surrounded by silence and
     seek past the silence. Returns (new seek, whether to redo the window from there) or None to keep the seek;
     may cut ``current`` short in place."""
+    time_offset, window_end_time = window.time_offset, window.end_time
     seek: int | None = None
     if not single_timestamp_ending:
         last_word_end = end_of_last_word(current)
         if last_word_end is not None and last_word_end > time_offset:
             remaining = window_end_time - last_word_end
-            seek = round(last_word_end * FRAMES_PER_SECOND) if remaining > threshold else previous_seek + segment_size
+            seek = round(last_word_end * FRAMES_PER_SECOND) if remaining > threshold else window.seek + window.size
     first = next((s for s in current if s.words), None)
     if first is not None and _is_anomaly(first):
         gap = first.start - time_offset
         if gap > threshold:
-            return previous_seek + round(gap * FRAMES_PER_SECOND), True
+            return window.seek + round(gap * FRAMES_PER_SECOND), True
     last_end = last_speech_timestamp
     for si, segment in enumerate(current):
         if not segment.words:
             continue
         if _is_anomaly(segment):
             following = next((s for s in current[si + 1 :] if s.words), None)
-            next_start = following.words[0].start if following is not None else time_offset + segment_duration
+            next_start = following.words[0].start if following is not None else time_offset + window.duration
             silence_before = (segment.start - last_end > threshold or segment.start < threshold
                               or segment.start - time_offset < 2.0)
             silence_after = (next_start - segment.end > threshold or _is_anomaly(following)
                              or window_end_time - segment.end < 2.0)
             if silence_before and silence_after:
                 seek = round(max(time_offset + 1, segment.start) * FRAMES_PER_SECOND)
-                if content_duration - segment.end < threshold:
-                    seek = content_frames
+                if window.content_duration - segment.end < threshold:
+                    seek = window.content_frames
                 del current[si:]
                 break
         last_end = segment.end

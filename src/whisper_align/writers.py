@@ -20,14 +20,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TextIO, Union
 
-from .errors import WhisperAlignError
+from .errors import OutputFormatError
 from .types import Result
 
 ResultLike = Union[Result, Mapping[str, Any]]
-
-
-class OutputFormatError(WhisperAlignError, ValueError):
-    """An output path or format name that no writer handles, or an option no writer knows."""
 
 
 # ---------------------------------------------------------------------------------------------------------------
