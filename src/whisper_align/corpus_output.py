@@ -186,8 +186,10 @@ class CorpusOutput:
             while view:
                 view = view[os.write(self._fd, view):]
             os.fsync(self._fd)
-        except OSError as error:
+        except BaseException as error:  # a full disk, or an interrupt between two writes
             self._roll_back()
+            if not isinstance(error, OSError):
+                raise
             raise output_error(
                 f"could not write results to {os.fspath(self.path)!r} (nothing of this batch was kept; free space "
                 "or fix the location, then rerun: the run resumes)", self.path, error) from error
@@ -200,8 +202,9 @@ class CorpusOutput:
 
     def _roll_back(self) -> None:
         """Truncate back to the last complete line after a failed write (best effort: a rerun repairs the rest)."""
+        if self._fd is None:
+            return
         try:
-            assert self._fd is not None
             os.ftruncate(self._fd, self.size)
             os.fsync(self._fd)
         except OSError:

@@ -131,7 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", help="write .json, .srt, .vtt, .TextGrid, .tsv or .txt (default: print)")
     parser.add_argument("--manifest", help="JSON lines with id, audio, text: align them all")
     parser.add_argument("--out", help="with --manifest: JSON-lines output, one line per manifest line; a rerun "
-                        "resumes (ids done are skipped, their neighbours' words do not change)")
+                        "resumes where it stopped, with the words an uninterrupted run gives")
     parser.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
                         help="with --manifest: align again the ids whose line in --out is an error (default: yes; "
                              "--no-retry-errors keeps those lines). Exit status 1 if any line is an error")
