@@ -301,7 +301,7 @@ def _align_group(run: _Run, group: list[CorpusEntry], done: set[str]) -> list[tu
                 entry = clip.entry
                 if entry.id not in done:
                     error = words if isinstance(words, str) else None
-                    line = _line(entry.id, error=error) if error else _line(entry.id, words)
+                    line = _line(entry.id, error=error) if error is not None else _line(entry.id, words)
                     results[entry.index] = (entry.id, error, line)
     return [results[index] for index in sorted(results)]
 
@@ -311,7 +311,7 @@ def _align_group(run: _Run, group: list[CorpusEntry], done: set[str]) -> list[tu
 
 def _settle(output: CorpusOutput, retry_errors: bool) -> dict[str, bool]:
     """Keep one line per id (words before errors), dropping error lines that will be retried; {id: has words}."""
-    chosen = output.latest()
+    chosen = output.counted()
     keep = [r for r in output.records if chosen[r.id] is r and (r.ok or not retry_errors)]
     if len(keep) != len(output.records):
         output.rewrite(keep)

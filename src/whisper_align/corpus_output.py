@@ -161,8 +161,8 @@ class CorpusOutput:
             raise output_error(f"cannot repair the torn last line of {os.fspath(path)!r}", path, error) from error
         return whole
 
-    def latest(self) -> dict[str, Record]:
-        """Each id's record that counts: its first line with words, else its first error line."""
+    def counted(self) -> dict[str, Record]:
+        """The record that counts for each id: its first line with words, else its first error line."""
         chosen: dict[str, Record] = {}
         for record in self.records:
             if record.id not in chosen or (record.ok and not chosen[record.id].ok):

@@ -434,7 +434,8 @@ def scan_manifest(path: str | os.PathLike[str]) -> list[Utterance | ManifestProb
 
 
 def _scan(manifest: Path) -> Iterator[tuple[int, Utterance | ManifestProblem]]:
-    """(line number, utterance or problem) for each non-blank line; read as bytes, so a non-UTF-8 line is one problem."""
+    """(line number, utterance or problem) of each non-blank line; bytes are decoded per line, so that a line
+    that is not UTF-8 is one problem with its number."""
     if not manifest.is_file():
         raise ManifestError(f"manifest {os.fspath(manifest)!r} does not exist or is not a file")
     folder = Path(os.path.abspath(manifest.parent))
