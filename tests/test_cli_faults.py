@@ -125,10 +125,12 @@ def test_stray_os_errors_are_reported_without_a_traceback(monkeypatch, capsys) -
 # ---- a real run, killed and resumed ---------------------------------------------------------------------------
 
 
-def run_cli(args: list[str]) -> subprocess.Popen:
+def run_cli(args: list[str], log: Path) -> subprocess.Popen:
+    """``python -m whisper_align.cli ARGS`` on this checkout's sources, stdout and stderr into ``log``."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    return subprocess.Popen([sys.executable, "-m", "whisper_align.cli", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with open(log, "wb") as handle:
+        return subprocess.Popen([sys.executable, "-m", "whisper_align.cli", *args], env=env, stdout=handle,
+                                stderr=subprocess.STDOUT)
 
 
 @pytest.mark.slow
@@ -144,10 +146,11 @@ def test_a_corpus_run_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path) ->
     manifest.write_text("\n".join(rows) + "\n")
     reference, out = tmp_path / "reference.jsonl", tmp_path / "out.jsonl"
 
-    done = run_cli(["align", "--manifest", str(manifest), "--out", str(reference)])
-    assert done.wait(timeout=600) == 1, done.stderr.read().decode()
+    logs = [tmp_path / f"run{i}.log" for i in range(3)]
+    done = run_cli(["align", "--manifest", str(manifest), "--out", str(reference)], logs[0])
+    assert done.wait(timeout=600) == 1, logs[0].read_text()
 
-    killed = run_cli(["align", "--manifest", str(manifest), "--out", str(out)])
+    killed = run_cli(["align", "--manifest", str(manifest), "--out", str(out)], logs[1])
     deadline = time.monotonic() + 600
     while killed.poll() is None and time.monotonic() < deadline:
         if out.exists() and b"\n" in out.read_bytes():
@@ -158,9 +161,9 @@ def test_a_corpus_run_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path) ->
     written = out.read_bytes().count(b"\n")
     assert 0 < written < len(rows)
 
-    resumed = run_cli(["align", "--manifest", str(manifest), "--out", str(out)])
-    assert resumed.wait(timeout=600) == 1, resumed.stderr.read().decode()
-    assert f"failed 2 -> {out}" in resumed.stdout.read().decode()  # the two error lines were retried
+    resumed = run_cli(["align", "--manifest", str(manifest), "--out", str(out)], logs[2])
+    assert resumed.wait(timeout=600) == 1, logs[2].read_text()
+    assert f"failed 2 -> {out}" in logs[2].read_text()  # the two error lines were retried
     assert out.read_bytes() == reference.read_bytes()
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == [e["id"] for e in entries[:3]] + ["line:4"] + [
