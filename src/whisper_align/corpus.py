@@ -3,18 +3,29 @@
 Short clips are mostly padding when each gets its own 30 s window, so clips are *packed*: consecutive clips go
 into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
 :class:`~whisper_align.aligner.Piece` whose attention is cropped to its own stretch of the window, so the clips do
-not see each other's text. Clips longer than a window go through :func:`~whisper_align.aligner.align_long`.
+not see each other's text (the encoder still hears its neighbours). Clips longer than a window go through
+:func:`~whisper_align.aligner.align_long`.
 
-Output is appended one line per clip and flushed after each window, so an interrupted run loses at most the
-window in flight; a rerun reads the ids already written and skips them (a torn last line is cut off first).
-Clips that fail (unreadable audio, text that does not fit) get a line with an ``"error"`` instead of ``"words"``.
+**Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
+the manifest alone: consecutive lines in manifest order, each clip's length read from its audio file's header,
+whether or not the clip is already done. A resumed run re-aligns every group that has a missing id, whole, and
+writes only the missing ids; so a clip gets byte-identical words whether the run was interrupted or not, and the
+file ends in manifest order either way.
+
+**Output** (see :mod:`whisper_align.corpus_output`): one line per manifest line, ``{"id", "words"}`` or
+``{"id", "error"}``, appended and fsynced per group; a failed write is rolled back, a torn last line is repaired
+on resume, a damaged line is reported with its number. Error lines (unreadable audio, text that does not fit, a
+malformed manifest line under the id ``line:<n>``) are retried by the next run unless ``retry_errors=False``;
+each id appears once in the file.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterator
+import wave
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +35,31 @@ import torch
 from .aligner import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
 from .alignment.words import AlignmentConfig, resolve_config
 from .audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
-from .errors import WhisperAlignError
-from .evaluation import Utterance, load_manifest
+from .corpus_output import CorpusOutput, Record
+from .errors import ManifestError, WhisperAlignError
+from .evaluation import ManifestProblem, Utterance, scan_manifest
 from .model import Whisper
 from .tokenizer import Tokenizer, get_tokenizer
 
 GAP_SECONDS = 0.5  # silence between packed clips
+_GAP = int(GAP_SECONDS * SAMPLE_RATE)
+_RESAMPLED_MARGIN = SAMPLE_RATE // 100  # header lengths of resampled or compressed audio may be a little short
+
+
+@dataclass(frozen=True)
+class CorpusEntry:
+    """One manifest line as the corpus sees it: its place, the id its output line gets, and the utterance or,
+    for a line that cannot be used, the reason."""
+
+    index: int
+    id: str
+    utterance: Utterance | None
+    problem: str | None = None
 
 
 @dataclass
 class _Clip:
-    utterance: Utterance
+    entry: CorpusEntry
     samples: np.ndarray
     tokens: list[int]
 
@@ -63,40 +88,133 @@ class _Window:
 
 @dataclass
 class CorpusSummary:
+    """What a corpus run did. ``failures`` lists this run's error lines as (id, message)."""
+
     aligned: int = 0
-    skipped: int = 0  # already in the output
+    skipped: int = 0  # already in the output (with words, or with an error kept because retry_errors=False)
     failed: int = 0
+    kept_errors: int = 0  # error lines of an earlier run left in place (retry_errors=False)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
-def done_ids(out_path: Path) -> set[str]:
-    """Ids already written to ``out_path``; a torn last line (an interrupted write) is cut off."""
-    if not out_path.exists():
-        return set()
-    data = out_path.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    if keep < len(data):
-        with open(out_path, "r+b") as f:
-            f.truncate(keep)
-    ids = set()
-    for line in data[:keep].splitlines():
-        if line.strip():
-            ids.add(str(json.loads(line)["id"]))
-    return ids
+@dataclass
+class _Run:
+    model: Whisper
+    tokenizer: Tokenizer
+    config: AlignmentConfig
+    pack: bool
+    probabilities: bool
 
 
-def _windows(clips: Iterator[_Clip], pack: bool, gap: int) -> Iterator[_Window | _Clip]:
-    """Group clips into windows; a clip too long for a window comes out alone, as a _Clip."""
+# ---- the plan: fixed by the manifest alone ---------------------------------------------------------------------
+
+
+def manifest_entries(manifest: str | os.PathLike[str]) -> list[CorpusEntry]:
+    """Every non-blank manifest line in order, a malformed one included (with its problem).
+
+    A malformed line's output id is its own id when that can be read and no other line uses it, else
+    ``line:<n>``. Raises :class:`ManifestError` for a missing or unreadable file, or one without any line.
+    """
+    items = scan_manifest(manifest)
+    if not items:
+        raise ManifestError(f"manifest {os.fspath(manifest)!r} holds no utterances")
+    counts: dict[str, int] = {}
+    for item in items:
+        if item.id is not None:
+            counts[item.id] = counts.get(item.id, 0) + 1
+    entries = []
+    for index, item in enumerate(items):
+        if isinstance(item, Utterance):
+            entries.append(CorpusEntry(index, item.id, item))
+            continue
+        entry_id = item.id if item.id is not None and counts[item.id] == 1 else _line_id(item, counts)
+        counts[entry_id] = counts.get(entry_id, 0) + 1
+        entries.append(CorpusEntry(index, entry_id, None, item.message))
+    return entries
+
+
+def _line_id(problem: ManifestProblem, taken: dict[str, int]) -> str:
+    entry_id = f"line:{problem.line}"
+    while entry_id in taken:  # only if the manifest itself uses such ids
+        entry_id += "+"
+    return entry_id
+
+
+def estimated_samples(path: Path) -> int:
+    """The number of 16 kHz samples a clip will have, from its file's header (no decoding); 0 when unknown.
+
+    Exact for WAV at 16 kHz; for other rates and formats rounded up by 10 ms. Only the packing plan uses this,
+    so it has to be a function of the file alone, not exact: windows are laid out from the decoded samples.
+    """
+    try:
+        with wave.open(str(path), "rb") as wav:
+            frames, rate = wav.getnframes(), wav.getframerate()
+        if rate == SAMPLE_RATE:
+            return frames
+        return -(-frames * SAMPLE_RATE // rate) + _RESAMPLED_MARGIN
+    except (wave.Error, EOFError, OSError):
+        pass
+    if not path.is_file():
+        return 0
+    import av
+
+    try:
+        with av.open(str(path), mode="r") as container:
+            if not container.streams.audio:
+                return 0
+            stream = container.streams.audio[0]
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                seconds = container.duration / av.time_base
+            else:
+                return 0
+    except (av.error.FFmpegError, OSError, ValueError):
+        return 0
+    return max(0, math.ceil(seconds * SAMPLE_RATE)) + _RESAMPLED_MARGIN
+
+
+def plan_groups(
+    entries: Iterable[CorpusEntry], pack: bool = True, estimate: Callable[[Path], int] = estimated_samples
+) -> Iterator[list[CorpusEntry]]:
+    """Consecutive entries whose clips fill one 30 s window (with 0.5 s gaps), by the lengths ``estimate`` gives.
+
+    A clip longer than a window is a group of its own; lines without audio to measure (malformed, or a file
+    whose length is unknown) join the group they fall in. Without ``pack`` every clip is its own group.
+    """
+    group: list[CorpusEntry] = []
+    length = 0  # estimated samples of the group's clips and gaps
+    for entry in entries:
+        width = estimate(entry.utterance.audio) if entry.utterance is not None else 0
+        if width and length and (width > N_SAMPLES or not pack or length + _GAP + width > N_SAMPLES):
+            yield group
+            group, length = [], 0
+        group.append(entry)
+        if width > N_SAMPLES:
+            yield group
+            group, length = [], 0
+        elif width:
+            length += (_GAP if length else 0) + width
+    if group:
+        yield group
+
+
+def _windows(clips: Iterable[_Clip], pack: bool) -> Iterator[_Window | _Clip]:
+    """Lay a group's clips out in windows by their decoded lengths; a clip too long for one comes out alone."""
     window = _Window()
     for clip in clips:
         if len(clip.samples) > N_SAMPLES:
             yield clip
             continue
-        if window.clips and (not pack or not window.fits(len(clip.samples), gap)):
+        if window.clips and (not pack or not window.fits(len(clip.samples), _GAP)):
             yield window
             window = _Window()
-        window.add(clip, gap)
+        window.add(clip, _GAP)
     if window.clips:
         yield window
+
+
+# ---- aligning -------------------------------------------------------------------------------------------------
 
 
 def _line(clip_id: str, words: list | None = None, error: str | None = None) -> str:
@@ -132,6 +250,92 @@ def align_packed_window(
     return out
 
 
+def _prepare(run: _Run, entry: CorpusEntry) -> _Clip:
+    """Audio and tokens of one entry; a typed error says why it cannot be aligned."""
+    if entry.utterance is None:
+        raise ManifestError(entry.problem or f"manifest line {entry.index + 1} cannot be used")
+    samples = load_audio(entry.utterance.audio)
+    tokens = prepare_text(run.tokenizer, entry.utterance.text)
+    if len(samples) <= N_SAMPLES:
+        check_fits(len(tokens), max(1, len(samples) // N_SAMPLES_PER_TOKEN), run.model, run.tokenizer)
+    return _Clip(entry, samples, tokens)
+
+
+def _align_item(run: _Run, item: _Window | _Clip) -> list[list | str]:
+    """Words of each clip of a window (or of one long clip), or the error message for all of them."""
+    try:
+        if isinstance(item, _Clip):
+            return [align_long(run.model, run.tokenizer, item.samples, item.tokens, run.config, run.probabilities)]
+        return list(align_packed_window(run.model, run.tokenizer, item, run.config, run.probabilities))
+    except WhisperAlignError as error:
+        return [str(error)] * (1 if isinstance(item, _Clip) else len(item.clips))
+
+
+def _align_group(run: _Run, group: list[CorpusEntry], done: set[str]) -> list[tuple[str, str | None, str]]:
+    """(id, error or None, output line) for each entry of ``group`` not in ``done``, in manifest order.
+
+    The whole group is laid out and aligned as in a run from scratch (done clips included), so the missing
+    clips get exactly the words an uninterrupted run gives them; windows without a missing clip are skipped.
+    """
+    results: dict[int, tuple[str, str | None, str]] = {}
+    clips: dict[int, _Clip] = {}
+    for entry in group:
+        if entry.id not in done:
+            try:
+                clips[entry.index] = _prepare(run, entry)
+            except WhisperAlignError as error:
+                results[entry.index] = (entry.id, str(error), _line(entry.id, error=str(error)))
+    if clips:
+        for entry in group:
+            if entry.id in done:
+                try:
+                    clips[entry.index] = _prepare(run, entry)
+                except WhisperAlignError:
+                    pass  # it failed before too (or its input changed): it takes no place
+        ordered = [clips[entry.index] for entry in group if entry.index in clips]
+        for item in _windows(ordered, run.pack):
+            members = [item] if isinstance(item, _Clip) else item.clips
+            if all(clip.entry.id in done for clip in members):
+                continue
+            for clip, words in zip(members, _align_item(run, item)):
+                entry = clip.entry
+                if entry.id not in done:
+                    error = words if isinstance(words, str) else None
+                    line = _line(entry.id, error=error) if error is not None else _line(entry.id, words)
+                    results[entry.index] = (entry.id, error, line)
+    return [results[index] for index in sorted(results)]
+
+
+# ---- the run --------------------------------------------------------------------------------------------------
+
+
+def _settle(output: CorpusOutput, retry_errors: bool) -> dict[str, bool]:
+    """Keep one line per id (words before errors), dropping error lines that will be retried; {id: has words}."""
+    chosen = output.counted()
+    keep = [r for r in output.records if chosen[r.id] is r and (r.ok or not retry_errors)]
+    if len(keep) != len(output.records):
+        output.rewrite(keep)
+    return {r.id: r.ok for r in keep}
+
+
+def _put_in_manifest_order(output: CorpusOutput, entries: list[CorpusEntry]) -> None:
+    """Rewrite the file in manifest order if a resumed run appended out of it; ids not in the manifest go last."""
+    by_id: dict[str, Record] = {r.id: r for r in output.records}
+    listed = {entry.id for entry in entries}
+    order = [by_id[entry.id] for entry in entries if entry.id in by_id]
+    order += [r for r in output.records if r.id not in listed]
+    if order != output.records:
+        output.rewrite(order)
+
+
+def check_corpus_paths(manifest: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """Fail early, before a model is loaded: the manifest must be readable and ``out`` writable and, if it
+    exists, a result file of an earlier run (a torn last line is repaired). Raises the typed errors of
+    :func:`align_corpus`."""
+    manifest_entries(manifest)
+    CorpusOutput.open(out).close()
+
+
 def align_corpus(
     model: Whisper,
     manifest: str | os.PathLike[str],
@@ -142,61 +346,63 @@ def align_corpus(
     pack: bool = True,
     probabilities: bool = True,
     progress: bool = True,
+    retry_errors: bool = True,
 ) -> CorpusSummary:
-    """Align every line of ``manifest`` ({"id", "audio", "text"}) and append results to ``out`` (JSON lines).
+    """Align every line of ``manifest`` ({"id", "audio", "text"}) and write the results to ``out`` (JSON lines).
 
     Lines: ``{"id", "words": [{"word", "start", "end", "probability"}]}`` with times in seconds from the start
-    of the clip, or ``{"id", "error"}``. Ids already in ``out`` are skipped, so a rerun resumes.
+    of the clip, or ``{"id", "error"}`` (a malformed manifest line gets one too, under its id or ``line:<n>``).
+    Ids already in ``out`` with words are skipped, so a rerun resumes, with the same words a single run gives;
+    error lines are retried (unless ``retry_errors`` is False). The file ends with one line per id, in
+    manifest order. Raises :class:`ManifestError` for an unreadable manifest, :class:`OutputError` when ``out``
+    cannot be written (a failed write leaves no partial line) and :class:`DamagedOutputError` for an existing
+    ``out`` with a line that is not a result.
     """
     from tqdm import tqdm
 
-    config = resolve_config(config, model.alignment_time_shift)
-    tokenizer = get_tokenizer(model, language=language)
-    utterances = load_manifest(manifest)
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    finished = done_ids(out_path)
-    todo = [u for u in utterances if u.id not in finished]
-    summary = CorpusSummary(skipped=len(utterances) - len(todo))
-    gap = int(GAP_SECONDS * SAMPLE_RATE)
-    bar = tqdm(total=len(todo), unit="clip", disable=not progress, desc="aligning")
-
-    with open(out_path, "a", encoding="utf-8") as sink:
-
-        def emit(lines: list[str]) -> None:
-            sink.write("".join(line + "\n" for line in lines))
-            sink.flush()
-            os.fsync(sink.fileno())
-            bar.update(len(lines))
-
-        def clips() -> Iterator[_Clip]:
-            for u in todo:
-                try:
-                    samples = load_audio(u.audio)
-                    tokens = prepare_text(tokenizer, u.text)
-                    if len(samples) <= N_SAMPLES:
-                        check_fits(len(tokens), max(1, len(samples) // N_SAMPLES_PER_TOKEN), model, tokenizer)
-                except WhisperAlignError as error:
-                    summary.failed += 1
-                    emit([_line(u.id, error=str(error))])
-                    continue
-                yield _Clip(u, samples, tokens)
-
-        for item in _windows(clips(), pack, gap):
-            if isinstance(item, _Clip):
-                try:
-                    words = align_long(model, tokenizer, item.samples, item.tokens, config, probabilities)
-                    emit([_line(item.utterance.id, words)])
-                    summary.aligned += 1
-                except WhisperAlignError as error:
-                    summary.failed += 1
-                    emit([_line(item.utterance.id, error=str(error))])
+    entries = manifest_entries(manifest)
+    run = _Run(model, get_tokenizer(model, language=language), resolve_config(config, model.alignment_time_shift),
+               pack, probabilities)
+    with CorpusOutput.open(out) as output:
+        written = _settle(output, retry_errors)
+        done = set(written)
+        summary = CorpusSummary(skipped=sum(entry.id in done for entry in entries))
+        summary.kept_errors = sum(written.get(entry.id) is False for entry in entries)
+        bar = tqdm(total=len(entries) - summary.skipped, unit="clip", disable=not progress, desc="aligning")
+        for group in plan_groups(entries, pack):
+            if all(entry.id in done for entry in group):
                 continue
-            results = align_packed_window(model, tokenizer, item, config, probabilities)
-            emit([_line(clip.utterance.id, words) for clip, words in zip(item.clips, results)])
-            summary.aligned += len(item.clips)
-    bar.close()
+            results = _align_group(run, group, done)
+            output.append(line for _, _, line in results)
+            for clip_id, error, _ in results:
+                if error is None:
+                    summary.aligned += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append((clip_id, error))
+            bar.update(len(results))
+        bar.close()
+        _put_in_manifest_order(output, entries)
     return summary
 
 
-__all__ = ["align_corpus", "align_packed_window", "done_ids", "CorpusSummary", "GAP_SECONDS"]
+def done_ids(out_path: str | os.PathLike[str]) -> set[str]:
+    """Ids already written to ``out_path`` (with words or an error); a torn last line is repaired first."""
+    if not Path(out_path).exists():
+        return set()
+    with CorpusOutput.open(out_path) as output:
+        return {record.id for record in output.records}
+
+
+__all__ = [
+    "align_corpus",
+    "align_packed_window",
+    "check_corpus_paths",
+    "done_ids",
+    "estimated_samples",
+    "manifest_entries",
+    "plan_groups",
+    "CorpusEntry",
+    "CorpusSummary",
+    "GAP_SECONDS",
+]

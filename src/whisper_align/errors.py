@@ -36,3 +36,15 @@ class OutputFormatError(WhisperAlignError, ValueError):
 
 class PlotDependencyError(WhisperAlignError, ImportError):
     """matplotlib, which plotting needs, is not installed."""
+
+
+class OutputError(WhisperAlignError, OSError):
+    """An output location that cannot be written: a missing or read-only folder, a full disk, a folder where a
+    file should be. The message names the path; ``errno`` and ``filename`` are set when an OS call failed."""
+
+    def __str__(self) -> str:  # OSError would print "[Errno N] None: filename" once errno is set
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+
+
+class DamagedOutputError(WhisperAlignError, ValueError):
+    """An existing output file that a resumed run cannot read: a line that is not one of its results."""

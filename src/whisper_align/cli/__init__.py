@@ -25,11 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done, 1 done but some inputs failed (each reported on stderr),
+    2 stopped by an error (bad arguments or input, unwritable output), 130 interrupted."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except (WhisperAlignError, AlignmentHeadsError) as error:
         print(f"whisper-align: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file the command could not read or write, not caught closer to it
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"whisper-align: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("whisper-align: interrupted", file=sys.stderr)

@@ -10,6 +10,7 @@ from ..errors import TranscriptError, WhisperAlignError
 
 DEFAULT_MODEL = "tiny.en"
 REPO_SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+MAX_FAILURES_SHOWN = 10  # failed manifest lines named on stderr; all of them are in the output file
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -49,20 +50,35 @@ def print_words(result) -> None:  # noqa: ANN001
         print(f"{w.start:8.2f} {w.end:8.2f}  {w.probability:5.2f}  {w.word.strip()}")
 
 
+def run_manifest(args: argparse.Namespace) -> int:
+    """``align --manifest IN --out OUT``: paths checked before the model loads; exit 1 if any line failed."""
+    from ..corpus import align_corpus, check_corpus_paths
+
+    if args.audio or args.text or args.text_file:
+        raise TranscriptError("--manifest takes audio and text from the manifest; drop AUDIO/--text")
+    if not args.out:
+        raise TranscriptError("--manifest needs --out OUT.jsonl for the results")
+    check_corpus_paths(args.manifest, args.out)
+    model, config = load(args)
+    summary = align_corpus(model, args.manifest, args.out, language=args.language, config=config,
+                           pack=not args.no_pack, retry_errors=args.retry_errors)
+    for clip_id, message in summary.failures[:MAX_FAILURES_SHOWN]:
+        print(f"whisper-align: failed {clip_id}: {message}", file=sys.stderr)
+    if len(summary.failures) > MAX_FAILURES_SHOWN:
+        print(f"whisper-align: ... and {len(summary.failures) - MAX_FAILURES_SHOWN} more (their lines in "
+              f"{args.out} hold an \"error\")", file=sys.stderr)
+    if summary.kept_errors:
+        print(f"whisper-align: {summary.kept_errors} error lines of earlier runs kept (--no-retry-errors)",
+              file=sys.stderr)
+    print(f"aligned {summary.aligned}, already done {summary.skipped}, failed {summary.failed} -> {args.out}")
+    return 1 if summary.failed or summary.kept_errors else 0
+
+
 def run_align(args: argparse.Namespace) -> int:
     from ..aligner import align
-    from ..corpus import align_corpus
 
     if args.manifest:
-        if args.audio or args.text or args.text_file:
-            raise TranscriptError("--manifest takes audio and text from the manifest; drop AUDIO/--text")
-        if not args.out:
-            raise TranscriptError("--manifest needs --out OUT.jsonl for the results")
-        model, config = load(args)
-        summary = align_corpus(model, args.manifest, args.out, language=args.language, config=config,
-                               pack=not args.no_pack)
-        print(f"aligned {summary.aligned}, already done {summary.skipped}, failed {summary.failed} -> {args.out}")
-        return 1 if summary.failed and not summary.aligned else 0
+        return run_manifest(args)
 
     if not args.audio:
         raise TranscriptError("give an AUDIO file (or --manifest IN.jsonl --out OUT.jsonl)")
@@ -114,7 +130,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-file", help="file holding the transcript")
     parser.add_argument("-o", "--output", help="write .json, .srt, .vtt, .TextGrid, .tsv or .txt (default: print)")
     parser.add_argument("--manifest", help="JSON lines with id, audio, text: align them all")
-    parser.add_argument("--out", help="with --manifest: JSON-lines output; a rerun skips ids already there")
+    parser.add_argument("--out", help="with --manifest: JSON-lines output, one line per manifest line; a rerun "
+                        "resumes where it stopped, with the words an uninterrupted run gives")
+    parser.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
+                        help="with --manifest: align again the ids whose line in --out is an error (default: yes; "
+                             "--no-retry-errors keeps those lines). Exit status 1 if any line is an error")
     parser.add_argument("--no-pack", action="store_true",
                         help="with --manifest: one clip per 30 s window (slower, slightly more accurate)")
     add_model_options(parser)

@@ -11,8 +11,12 @@ Word timestamps come from the attention captured while decoding (no second decod
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from pathlib import Path
+
+from ..errors import OutputError, WhisperAlignError
 
 OUTPUT_FORMATS = ["json", "srt", "vtt", "tsv", "txt", "TextGrid"]
 
@@ -74,13 +78,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..alignment.words import AlignmentConfig
+    """Transcribe every AUDIO in turn. One that fails is reported on stderr and the rest still run; the exit
+    status is 1 if any failed (a summary names them), 0 if all were written."""
     from ..checkpoints import load_model
-    from ..transcriber import transcribe
-    from ..writers import write_result
 
     output_dir = Path(args.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    _check_output_dir(output_dir)  # before the model loads
     if args.highlight_words and not args.word_timestamps:
         print("whisper-align: --highlight-words needs --word-timestamps; ignoring it", file=sys.stderr)
     model = load_model(args.model, args.device)
@@ -88,30 +91,63 @@ def run(args: argparse.Namespace) -> int:
         from ..quantize import quantize_int8
 
         model = quantize_int8(model)
-    formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
+    failed: list[str] = []
     for audio in args.audio:
-        result = transcribe(
-            model,
-            audio,
-            verbose=True if args.verbose else False,
-            language=args.language,
-            task=args.task,
-            word_timestamps=args.word_timestamps,
-            word_alignment=args.word_alignment,
-            alignment_config=AlignmentConfig(mode=args.alignment_mode),
-            beam_size=args.beam_size,
-            best_of=args.best_of,
-            patience=args.patience,
-            temperature=_temperatures(args.temperature, args.temperature_increment_on_fallback),
-            initial_prompt=args.initial_prompt,
-            condition_on_previous_text=args.condition_on_previous_text,
-            clip_timestamps=args.clip_timestamps,
-            seek_to_last_word=args.seek_to_last_word,
-            checked_int8_logits=args.fast_logits,
-        )
-        stem = Path(audio).stem
-        for fmt in formats:
-            path = output_dir / f"{stem}.{fmt}"
-            write_result(result, path, highlight_words=args.highlight_words and args.word_timestamps)
-            print(path)
+        try:
+            _transcribe_one(model, audio, args, output_dir)
+        except WhisperAlignError as error:
+            print(f"whisper-align: error: {audio}: {error}", file=sys.stderr)
+            failed.append(audio)
+    if failed:
+        print(f"whisper-align: transcribed {len(args.audio) - len(failed)} of {len(args.audio)} files; "
+              f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_output_dir(folder: Path) -> None:
+    """Create the output folder and make sure files can be written in it; :class:`OutputError` if not."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(dir=folder, prefix=".whisper-align.", suffix=".probe")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputError(f"cannot write in the output folder {os.fspath(folder)!r} ({error.strerror or error}); "
+                          "choose another with --output-dir") from error
+
+
+def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Path) -> None:  # noqa: ANN001
+    """Transcribe one file and write it in the chosen formats, printing each path written."""
+    from ..alignment.words import AlignmentConfig
+    from ..transcriber import transcribe
+    from ..writers import write_result
+
+    result = transcribe(
+        model,
+        audio,
+        verbose=True if args.verbose else False,
+        language=args.language,
+        task=args.task,
+        word_timestamps=args.word_timestamps,
+        word_alignment=args.word_alignment,
+        alignment_config=AlignmentConfig(mode=args.alignment_mode),
+        beam_size=args.beam_size,
+        best_of=args.best_of,
+        patience=args.patience,
+        temperature=_temperatures(args.temperature, args.temperature_increment_on_fallback),
+        initial_prompt=args.initial_prompt,
+        condition_on_previous_text=args.condition_on_previous_text,
+        clip_timestamps=args.clip_timestamps,
+        seek_to_last_word=args.seek_to_last_word,
+        checked_int8_logits=args.fast_logits,
+    )
+    formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
+    stem = Path(audio).stem
+    for fmt in formats:
+        path = output_dir / f"{stem}.{fmt}"
+        try:
+            write_result(result, path, highlight_words=args.highlight_words and args.word_timestamps)
+        except OSError as error:
+            raise OutputError(f"cannot write {os.fspath(path)!r}: {error.strerror or error}") from error
+        print(path)
