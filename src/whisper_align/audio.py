@@ -167,7 +167,10 @@ def _decode_stream(container: InputContainer, stream: AudioStream, path: Path, s
     decoded = 0  # samples per channel so far, at the stream's own rate
     for frame in container.decode(stream):
         if frame.format.name in _FLOAT_SAMPLE_FORMATS:
-            _check_finite(frame.to_ndarray(), f"'{path}'", rate=frame.sample_rate, offset=decoded)
+            samples = frame.to_ndarray()  # planar: (channels, samples); packed: (1, samples * channels)
+            if frame.format.is_packed:
+                samples = samples.reshape(-1, frame.layout.nb_channels).T
+            _check_finite(samples, f"'{path}'", rate=frame.sample_rate, offset=decoded)
         decoded += frame.samples
         frame.pts = None  # let the resampler run on sample counts, not on possibly broken timestamps
         chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
