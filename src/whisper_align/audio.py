@@ -103,14 +103,14 @@ def _check_finite(samples: np.ndarray | torch.Tensor, what: str, rate: int | Non
     the message cannot count the bad samples of the whole signal and does not try.
     """
     if isinstance(samples, torch.Tensor):
-        if not samples.is_floating_point():
-            return
+        if not samples.is_floating_point() or bool(torch.isfinite(samples.detach()).all()):
+            return  # (checked where the tensor is: only a damaged one is copied to the CPU)
         bad = (~torch.isfinite(samples.detach())).to("cpu").numpy()
     elif np.issubdtype(samples.dtype, np.floating):
         bad = ~np.isfinite(samples)
+        if not bad.any():
+            return
     else:
-        return
-    if not bad.any():
         return
     first = int(np.flatnonzero(bad.reshape(-1, bad.shape[-1]).any(axis=0))[0]) if bad.ndim else 0
     first += offset or 0
@@ -215,6 +215,7 @@ def _read_wav_header(path: Path) -> _WavHeader | None:
 
 
 def _parse_fmt_chunk(fmt: bytes, data_offset: int, data_size: int) -> _WavHeader | None:
+    """The header a `fmt ` chunk describes (an extensible one's subformat as the tag); None if it is malformed."""
     if len(fmt) < 16:
         return None
     tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
@@ -397,8 +398,8 @@ def log_mel_spectrogram(
     """Whisper's input features: (n_mels, n_frames) for 1-D audio, (B, n_mels, n_frames) for a (B, samples) batch.
 
     ``audio`` is 16 kHz mono samples (or a path, read with :func:`load_audio`); NaN or infinite samples are an
-    :class:`AudioError`. ``padding`` zero samples are
-    appended first (openai-whisper pads by a full 30 s chunk so the last window is complete). There are
+    :class:`AudioError`. ``padding`` zero samples are appended first (openai-whisper pads by a full 30 s chunk so
+    the last window is complete). There are
     ``(samples + padding) // 160`` frames: the STFT's last, half-empty frame is dropped, as openai-whisper does.
     Each item of a batch is clipped to 8 below its own maximum, so a batch gives the same numbers as its items
     one by one. The result is float32 on ``device`` (default: where a tensor input already is, else the CPU).
