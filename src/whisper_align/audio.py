@@ -2,8 +2,13 @@
 
 Everything downstream works on 16 kHz mono float32 samples in [-1, 1]. Files are decoded with PyAV (FFmpeg's
 libraries, no ``ffmpeg`` binary needed), downmixed and resampled to 16-bit mono at 16 kHz in one step — the same
-conversion openai-whisper asks the ffmpeg command line for — then scaled to float32. Mono 16-bit WAVs already at
-16 kHz (most speech corpora) skip FFmpeg: their samples are read directly, which gives the very same values.
+conversion openai-whisper asks the ffmpeg command line for — then scaled to float32. Mono WAVs already at 16 kHz
+(most speech corpora: 8-, 16-, 24- or 32-bit PCM, 32- or 64-bit float) skip FFmpeg: their samples are read directly
+and rounded to 16 bits as FFmpeg rounds them, which gives the very same values.
+
+NaN or infinite samples are refused (:class:`AudioError`) wherever audio comes in: arrays, float WAVs read
+directly, and float samples decoded by FFmpeg, which are checked before FFmpeg's conversion to 16 bits would
+silently turn them into full-scale values (NaN and +inf both become -1.0).
 
 The features are exactly openai-whisper's: a 400-point STFT with a 160-sample hop (100 frames a second), an
 80- or 128-band Slaney mel filterbank (computed here, equal to ``librosa.filters.mel``), log10, a dynamic range
@@ -12,16 +17,21 @@ clipped to 8 (i.e. 80 dB) below the loudest value, and the affine map ``(x + 4) 
 
 from __future__ import annotations
 
-import wave
+import struct
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import AudioError
+
+if TYPE_CHECKING:  # PyAV is imported only when a file needs FFmpeg
+    from av import AudioStream
+    from av.container import InputContainer
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -32,6 +42,16 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a chunk
 FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 100 mel frames a second (10 ms each)
 N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's second convolution has stride 2
 TOKENS_PER_SECOND = SAMPLE_RATE // N_SAMPLES_PER_TOKEN  # 50 audio positions a second (20 ms each)
+
+# WAV format tags (the `wFormatTag` of a `fmt ` chunk); an extensible header names one of the first two in its
+# subformat GUID, whose first two bytes are the tag.
+_WAVE_FORMAT_PCM = 0x0001
+_WAVE_FORMAT_IEEE_FLOAT = 0x0003
+_WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+# (format tag, bits per sample) of the mono WAVs read without FFmpeg
+_DIRECT_WAV_FORMATS = {(1, 8), (1, 16), (1, 24), (1, 32), (3, 32), (3, 64)}
+# FFmpeg's decoded sample formats that can hold NaN or infinity
+_FLOAT_SAMPLE_FORMATS = {"flt", "fltp", "dbl", "dblp"}
 
 # A 2-D array with more rows than this is taken to be (samples, channels) by mistake, not (channels, samples).
 _MAX_CHANNELS = 16
@@ -53,13 +73,15 @@ def load_audio(source: str | Path | np.ndarray | torch.Tensor, sample_rate: int 
     * a 2-D one is read as (channels, samples) and the channels are averaged.
 
     Arrays are never resampled: pass a file, or resample yourself, if yours is at another rate.
-    Raises :class:`AudioError` for a missing or undecodable file, no samples, or NaN/infinite samples.
-    Silence is allowed (see :func:`is_silent`); what to do with it is the caller's decision.
+    Raises :class:`AudioError` for a missing or undecodable file, no samples, or NaN/infinite samples (in an
+    array, or in a file's float samples before they are converted). Silence is allowed (see :func:`is_silent`);
+    what to do with it is the caller's decision.
     """
     if isinstance(source, (str, Path)):
         audio = _decode_file(Path(source), sample_rate)
         what = f"'{source}'"
     elif isinstance(source, (np.ndarray, torch.Tensor)):
+        _check_finite(source, "the audio array", rate=None)  # before a downmix could hide which channel it was in
         audio = _array_to_mono(source)
         what = "the audio array"
     else:
@@ -68,9 +90,36 @@ def load_audio(source: str | Path | np.ndarray | torch.Tensor, sample_rate: int 
         )
     if audio.size == 0:
         raise AudioError(f"{what} contains no audio samples; give audio that is at least a few frames long")
-    if not np.all(np.isfinite(audio)):
-        raise AudioError(f"{what} contains NaN or infinite samples; clean the signal before aligning it")
+    if not np.isfinite(audio).all():  # finite float64 values beyond float32's range became infinite
+        raise AudioError(f"{what} has samples far outside [-1, 1], too large for float32; scale it to [-1, 1]")
     return audio
+
+
+def _check_finite(samples: np.ndarray | torch.Tensor, what: str, rate: int | None, offset: int | None = None) -> None:
+    """Raise :class:`AudioError` if ``samples`` (any shape, samples along the last axis) hold NaN or infinity.
+
+    The message says where the first bad sample is (in seconds when ``rate`` is known) so the user can find the
+    damage. ``offset`` is given when ``samples`` is one block of a longer signal (the samples before it): then
+    the message cannot count the bad samples of the whole signal and does not try.
+    """
+    if isinstance(samples, torch.Tensor):
+        if not samples.is_floating_point() or bool(torch.isfinite(samples.detach()).all()):
+            return  # (checked where the tensor is: only a damaged one is copied to the CPU)
+        bad = (~torch.isfinite(samples.detach())).to("cpu").numpy()
+    elif np.issubdtype(samples.dtype, np.floating):
+        bad = ~np.isfinite(samples)
+        if not bad.any():
+            return
+    else:
+        return
+    first = int(np.flatnonzero(bad.reshape(-1, bad.shape[-1]).any(axis=0))[0]) if bad.ndim else 0
+    first += offset or 0
+    where = f"{first / rate:.3f} s" if rate else f"sample {first}"
+    how_many = "" if offset is not None else f"{int(bad.sum())} of them, "
+    raise AudioError(
+        f"{what} contains NaN or infinite samples ({how_many}the first at {where}); the audio is damaged or came "
+        "from a broken float computation: re-export it, or replace those samples (e.g. with numpy.nan_to_num)"
+    )
 
 
 def _decode_file(path: Path, sample_rate: int) -> np.ndarray:
@@ -84,19 +133,11 @@ def _decode_file(path: Path, sample_rate: int) -> np.ndarray:
 
     import av  # imported here: only compressed or resampled input needs FFmpeg's libraries
 
-    # s16 output makes libswresample scale the downmix so it cannot clip (stereo -> (L + R) / 2), exactly what
-    # `ffmpeg -ac 1 -acodec pcm_s16le` does for openai-whisper; a float output would sum channels at 0.707 each.
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-    chunks: list[np.ndarray] = []
     try:
         with av.open(str(path), mode="r") as container:
             if not container.streams.audio:
                 raise AudioError(f"'{path}' has no audio stream; give a file that contains sound")
-            stream = container.streams.audio[0]
-            for frame in container.decode(stream):
-                frame.pts = None  # let the resampler run on sample counts, not on possibly broken timestamps
-                chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+            chunks = _decode_stream(container, container.streams.audio[0], path, sample_rate)
     except AudioError:
         raise
     except av.error.FFmpegError as error:
@@ -111,25 +152,126 @@ def _decode_file(path: Path, sample_rate: int) -> np.ndarray:
     return np.concatenate(chunks).astype(np.float32) / 32768.0
 
 
-def _read_plain_wav(path: Path, sample_rate: int) -> np.ndarray | None:
-    """The samples of a mono 16-bit PCM WAV already at ``sample_rate``, read without FFmpeg; else None.
+def _decode_stream(container: InputContainer, stream: AudioStream, path: Path, sample_rate: int) -> list[np.ndarray]:
+    """Decode ``stream`` to 16-bit mono chunks at ``sample_rate``, refusing non-finite float samples on the way.
 
-    Speech corpora are mostly such files. For them FFmpeg's conversion is the identity (int16 / 32768), so this
-    gives the same samples, several times faster and without PyAV's libraries.
+    The check runs on the decoder's own frames: the conversion to 16 bits clamps NaN and infinity to full
+    scale, after which they can no longer be told from loud sound.
     """
+    import av
+
+    # s16 output makes libswresample scale the downmix so it cannot clip (stereo -> (L + R) / 2), exactly what
+    # `ffmpeg -ac 1 -acodec pcm_s16le` does for openai-whisper; a float output would sum channels at 0.707 each.
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+    chunks: list[np.ndarray] = []
+    decoded = 0  # samples per channel so far, at the stream's own rate
+    for frame in container.decode(stream):
+        if frame.format.name in _FLOAT_SAMPLE_FORMATS:
+            samples = frame.to_ndarray()  # planar: (channels, samples); packed: (1, samples * channels)
+            if frame.format.is_packed:
+                samples = samples.reshape(-1, frame.layout.nb_channels).T
+            _check_finite(samples, f"'{path}'", rate=frame.sample_rate, offset=decoded)
+        decoded += frame.samples
+        frame.pts = None  # let the resampler run on sample counts, not on possibly broken timestamps
+        chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
+    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
+    return chunks
+
+
+@dataclass(frozen=True)
+class _WavHeader:
+    """What a RIFF/WAVE header says about its samples: where they are and how they are stored."""
+
+    format_tag: int  # 1: integer PCM, 3: IEEE float (an extensible header's subformat); others are left to FFmpeg
+    channels: int
+    sample_rate: int
+    bits: int
+    data_offset: int  # where the `data` chunk's samples start in the file
+    data_size: int  # the bytes the `data` chunk says it holds
+
+
+def _read_wav_header(path: Path) -> _WavHeader | None:
+    """Parse the chunks of a RIFF/WAVE file up to its `data` chunk; None if it is not one this can read."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            if (wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getcomptype()) != (
-                1, 2, sample_rate, "NONE"
-            ):
+        with open(path, "rb") as file:
+            riff = file.read(12)
+            if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:] != b"WAVE":
                 return None
-            n_frames = wav.getnframes()
-            data = wav.readframes(n_frames)
-    except (wave.Error, EOFError):
-        return None  # not a RIFF/WAVE PCM file (or a header that wave can't read): FFmpeg decides
-    if len(data) != 2 * n_frames:
-        return None  # truncated: let FFmpeg read what is there, as openai-whisper would
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+            fmt: bytes | None = None
+            while True:
+                chunk = file.read(8)
+                if len(chunk) < 8:
+                    return None
+                chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if chunk_id == b"data":
+                    return _parse_fmt_chunk(fmt, file.tell(), size) if fmt is not None else None
+                if chunk_id == b"fmt ":
+                    fmt = file.read(size)
+                    file.seek(size % 2, 1)
+                else:
+                    file.seek(size + size % 2, 1)  # chunks are padded to an even length
+    except OSError as error:
+        raise AudioError(f"could not read '{path}': {error.strerror or error}") from error
+
+
+def _parse_fmt_chunk(fmt: bytes, data_offset: int, data_size: int) -> _WavHeader | None:
+    """The header a `fmt ` chunk describes (an extensible one's subformat as the tag); None if it is malformed."""
+    if len(fmt) < 16:
+        return None
+    tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", fmt[:16])
+    if tag == _WAVE_FORMAT_EXTENSIBLE:
+        if len(fmt) < 40:
+            return None
+        valid_bits = struct.unpack("<H", fmt[18:20])[0]
+        if valid_bits not in (0, bits):
+            return None  # e.g. 20 significant bits in 24: left to FFmpeg
+        tag = struct.unpack("<H", fmt[24:26])[0]
+    if channels < 1 or bits % 8 or block_align != channels * bits // 8:
+        return None
+    return _WavHeader(tag, channels, rate, bits, data_offset, data_size)
+
+
+def _read_plain_wav(path: Path, sample_rate: int) -> np.ndarray | None:
+    """The samples of a mono PCM or float WAV already at ``sample_rate``, read without FFmpeg; else None.
+
+    Speech corpora are mostly such files. The samples are rounded to 16 bits exactly as FFmpeg's conversion
+    does (so both paths give the same values), several times faster and without PyAV's libraries. A header
+    whose `data` size is 0, unknown or larger than the file (a truncated file) is left to FFmpeg, which reads
+    what is there. Float samples are checked for NaN and infinity (:class:`AudioError`).
+    """
+    header = _read_wav_header(path)
+    if header is None or (header.format_tag, header.bits) not in _DIRECT_WAV_FORMATS:
+        return None
+    if header.channels != 1 or header.sample_rate != sample_rate:
+        return None
+    width = header.bits // 8
+    size = header.data_size
+    if size == 0 or size % width or header.data_offset + size > path.stat().st_size:
+        return None
+    raw = np.fromfile(path, dtype=np.uint8, count=size, offset=header.data_offset)
+    return _wav_samples_to_float(raw, header, path)
+
+
+def _wav_samples_to_float(raw: np.ndarray, header: _WavHeader, path: Path) -> np.ndarray:
+    """Little-endian WAV sample bytes -> float32 in [-1, 1), rounded to 16 bits as FFmpeg's s16 conversion does.
+
+    Integer PCM keeps its top 16 bits (FFmpeg shifts right: floor); float is scaled by 32768, rounded to the
+    nearest (ties to even, as lrintf) and clipped to the int16 range.
+    """
+    if header.format_tag == _WAVE_FORMAT_IEEE_FLOAT:
+        values = raw.view("<f4" if header.bits == 32 else "<f8")
+        _check_finite(values, f"'{path}'", rate=header.sample_rate)
+        pcm16 = np.clip(np.rint(values * 32768.0), -32768, 32767)
+    elif header.bits == 8:
+        pcm16 = (raw.astype(np.int32) - 128) * 256  # unsigned 8-bit
+    elif header.bits == 16:
+        pcm16 = raw.view("<i2")
+    elif header.bits == 24:
+        triples = raw.reshape(-1, 3).astype(np.int32)
+        pcm16 = (triples[:, 1] | (triples[:, 2] << 8)).astype(np.int16)  # the low byte is dropped
+    else:
+        pcm16 = raw.view("<i4") >> 16
+    return pcm16.astype(np.float32) / 32768.0
 
 
 def _array_to_mono(array: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -151,7 +293,8 @@ def _array_to_mono(array: np.ndarray | torch.Tensor) -> np.ndarray:
         array = array.mean(axis=0)
     elif array.ndim != 1:
         raise AudioError(f"audio must be 1-D (samples) or 2-D (channels, samples), not {array.ndim}-D")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    with np.errstate(over="ignore"):  # values too large for float32 become inf: load_audio refuses them
+        return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def is_silent(audio: np.ndarray | torch.Tensor, threshold: float = 1e-3) -> bool:
@@ -254,8 +397,9 @@ def log_mel_spectrogram(
 ) -> torch.Tensor:
     """Whisper's input features: (n_mels, n_frames) for 1-D audio, (B, n_mels, n_frames) for a (B, samples) batch.
 
-    ``audio`` is 16 kHz mono samples (or a path, read with :func:`load_audio`). ``padding`` zero samples are
-    appended first (openai-whisper pads by a full 30 s chunk so the last window is complete). There are
+    ``audio`` is 16 kHz mono samples (or a path, read with :func:`load_audio`); NaN or infinite samples are an
+    :class:`AudioError`. ``padding`` zero samples are appended first (openai-whisper pads by a full 30 s chunk so
+    the last window is complete). There are
     ``(samples + padding) // 160`` frames: the STFT's last, half-empty frame is dropped, as openai-whisper does.
     Each item of a batch is clipped to 8 below its own maximum, so a batch gives the same numbers as its items
     one by one. The result is float32 on ``device`` (default: where a tensor input already is, else the CPU).
@@ -264,6 +408,7 @@ def log_mel_spectrogram(
         audio = load_audio(audio)
     if not isinstance(audio, torch.Tensor):
         audio = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    _check_finite(audio, "the audio", rate=SAMPLE_RATE)  # NaN would spread through the STFT to every frame
     if audio.ndim not in (1, 2):
         raise AudioError(f"log_mel_spectrogram needs (samples,) or (batch, samples) audio, not shape {tuple(audio.shape)}")
     if audio.shape[-1] + padding == 0:
