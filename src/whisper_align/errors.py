@@ -1,6 +1,7 @@
 """The package's typed errors. Each message says what is wrong and what to do about it.
 
-(``heads.AlignmentHeadsError`` lives in ``heads.py`` so that module imports nothing else of the package.)
+This module imports nothing of the package, so every module (``heads.py`` too, which must work without torch)
+can raise these.
 """
 
 
@@ -22,3 +23,10 @@ class TranscriptError(WhisperAlignError, ValueError):
 
 class ManifestError(WhisperAlignError, ValueError):
     """A manifest line that is not valid JSON or lacks a required field."""
+
+
+class AlignmentHeadsError(WhisperAlignError, ValueError):
+    """Alignment heads that cannot be read or do not fit the model: bad dump, bad pairs, wrong shape, unknown name.
+
+    Raised by :mod:`whisper_align.heads` (which re-exports it) and by ``Whisper.set_alignment_heads``.
+    """
