@@ -59,6 +59,14 @@ JUNK_VALUES: list[Any] = [
     np.array(3), np.zeros((2, 2)), np.array(["a"]), Ellipsis, type, lambda: 0, range(3), iter([1, 2]),
 ]  # fmt: skip
 
+# kind of input -> how often it is drawn; the model kinds need torch (set_alignment_heads, load_state_dict)
+KINDS = {
+    "dump-b85": 3.0, "dump-gzip": 3.0, "payload": 2.0, "bomb": 0.2, "shape": 1.0, "dump-type": 0.5, "random": 1.5,
+    "text": 2.0, "pairs": 1.5, "mask": 1.0, "roundtrip": 0.7, "json-file": 0.1,
+    "model-dump": 3.0, "model-pairs": 1.0, "state-dict": 0.7,
+}  # fmt: skip
+MODEL_KINDS = ("model-dump", "model-pairs", "state-dict")
+
 
 @dataclass
 class Case:
@@ -234,24 +242,9 @@ class Fuzzer:
         self.bombs = [gzip_bomb(64), gzip_bomb(64, members=8), gzip_bomb(1) * 3]
         self.models = self._models() if with_models else {}
         self.tmp = Path(tempfile.mkdtemp(prefix="fuzz_heads."))
-        self.kinds: list[tuple[str, Callable[[], Case], float]] = [
-            ("dump-b85", self.dump_b85, 3.0),
-            ("dump-gzip", self.dump_gzip, 3.0),
-            ("payload", self.payload, 2.0),
-            ("bomb", self.bomb, 0.2),
-            ("shape", self.shape, 1.0),
-            ("dump-type", self.dump_type, 0.5),
-            ("random", self.random, 1.5),
-            ("text", self.text, 2.0),
-            ("pairs", self.pairs, 1.5),
-            ("mask", self.mask, 1.0),
-            ("roundtrip", self.roundtrip, 1.0),
-            ("json-file", self.json_file, 0.1),
-        ]
-        if self.models:
-            self.kinds += [("model-dump", self.model_dump, 3.0), ("model-pairs", self.model_pairs, 1.0),
-                           ("state-dict", self.state_dict, 1.0)]  # fmt: skip
-        weights = np.array([w for _, _, w in self.kinds])
+        names = [kind for kind in KINDS if self.models or kind not in MODEL_KINDS]
+        self.makers: list[Callable[[], Case]] = [getattr(self, kind.replace("-", "_")) for kind in names]
+        weights = np.array([KINDS[kind] for kind in names])
         self.weights = weights / weights.sum()
 
     @staticmethod
@@ -270,8 +263,7 @@ class Fuzzer:
         return models
 
     def case(self) -> Case:
-        index = int(self.rng.choice(len(self.kinds), p=self.weights))
-        return self.kinds[index][1]()
+        return self.makers[int(self.rng.choice(len(self.makers), p=self.weights))]()
 
     # -- dumps --
 
@@ -369,7 +361,7 @@ class Fuzzer:
         if roll < 0.1:  # long runs that make backtracking regular expressions or recursive parsers slow
             unit = ["1:1", " ", "[", "{", "{ {1, 0}", "1:1 ", "0", "ABzY8"][int(self.rng.integers(8))]
             return unit * int(self.rng.integers(1000, 20000)) + ["x", "", "]", " 1:"][int(self.rng.integers(4))]
-        pools = [B85_ALPHABET.decode(), "[]{},:; 0123456789-=\n\t", "tinybaselrgemdv.-_ ", "\u00e9\u2028\0\ufeff\x85 1:0"]
+        pools = [B85_ALPHABET.decode(), "[]{},:; 0123456789-=\n\t", "tinybaselrgemdv.-_ ", "\xe9\u2028\0\ufeff\x85 1:0"]
         pool = pools[int(self.rng.integers(len(pools)))]
         length = int(self.rng.integers(0, 120))
         return "".join(pool[i] for i in self.rng.integers(len(pool), size=length))
@@ -478,7 +470,7 @@ class Fuzzer:
         dtype = self.rng.choice(["bool", "uint8", "int64", "float32", "float64", "complex64", "object"])
         array = values.astype(dtype)
         if roll < 0.4:
-            array = array.astype(float) * np.nan
+            array = np.full(array.shape, np.nan)
         if roll > 0.9 and "torch" in sys.modules:
             import torch
 
