@@ -117,7 +117,8 @@ def test_dump_must_be_bytes_or_text(dump):
 
 
 def test_bytes_like_dumps_still_decode():
-    for dump in (TINY.dump, bytearray(TINY.dump), memoryview(TINY.dump), TINY.dump.decode(), f"  {TINY.dump.decode()}\n"):
+    text = TINY.dump.decode()
+    for dump in (TINY.dump, bytearray(TINY.dump), memoryview(TINY.dump), text, f"  {text}\n"):
         np.testing.assert_array_equal(H.decode(dump, 4, 6), TINY.mask())
     assert H.gzip_mtime(bytearray(TINY.dump)) == TINY.mtime
 
@@ -276,7 +277,9 @@ def test_set_alignment_heads_spec_behaviour_kept(model):
 def _junk_buffers():
     import torch
 
-    out_of_range = torch.sparse_coo_tensor(torch.tensor([[9], [0]]), torch.tensor([True]), (4, 6), check_invariants=False)
+    out_of_range = torch.sparse_coo_tensor(
+        torch.tensor([[9], [0]]), torch.tensor([True]), (4, 6), check_invariants=False
+    )
     return {
         "list": [[1, 0]],
         "bytes": TINY.dump,
