@@ -316,3 +316,16 @@ def test_state_dict_heads_in_any_valid_form_load(model):
         assert model.alignment_head_pairs() == [tuple(p) for p in TINY.pairs()]
     state = {k: v for k, v in model.state_dict().items() if k != "alignment_heads"}
     model.load_state_dict(state)  # loading tolerant: the key may be missing
+
+
+def test_pairs_far_outside_any_decoder_are_refused_before_printing(tmp_path):
+    huge = [[1, 10**5000]]  # str() of this int raises ValueError
+    for call in (
+        lambda: H.to_whisper_cpp(huge),
+        lambda: H.write_json_heads(tmp_path / "config.json", huge),
+        lambda: H.read_json_heads({"alignment_heads": [[2**40, 0]]}),
+        lambda: H.encode(np.ones((1, 1), bool), mtime=10**5000),
+    ):
+        with pytest.raises(AlignmentHeadsError):
+            call()
+    assert H.to_whisper_cpp([[-1, 2**31 - 1]]) == "{ {-1, 2147483647} }"  # checked against a shape only later

@@ -52,6 +52,9 @@ MAX_TEXT_HEADS = 1024
 # Bytes a dump may inflate to beyond the layers x heads it needs: enough to name the size of a dump made for
 # another model (every official size fits), far too few to matter for memory.
 _SIZE_MARGIN = 4096
+# Largest layer or head number a list of pairs may hold before a shape is known (to_whisper_cpp, the JSON
+# writer): anything past it cannot index a decoder, and cannot be printed once past 4300 digits.
+_MAX_INDEX = 2**31 - 1
 
 
 # ---- the official heads ----------------------------------------------------------------------------------------
@@ -351,7 +354,7 @@ def encode(mask: Any, mtime: int = 0) -> bytes:
     """
     array = _as_mask(mask)
     if isinstance(mtime, bool) or not isinstance(mtime, (int, np.integer)) or not 0 <= mtime < 2**32:
-        raise AlignmentHeadsError(f"the gzip mtime must be an integer in [0, 2**32), got {mtime!r}")
+        raise AlignmentHeadsError(f"the gzip mtime must be an integer in [0, 2**32), got {_brief(mtime)}")
     data = array.tobytes()
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     body = compressor.compress(data) + compressor.flush()
@@ -397,6 +400,8 @@ def _check_pairs(pairs: Any) -> list[list[int]]:
             raise AlignmentHeadsError(
                 f"each alignment head must be a [layer, head] pair of integers, got {_brief(item)}"
             )
+        if not all(-_MAX_INDEX <= v <= _MAX_INDEX for v in ints):
+            raise AlignmentHeadsError(f"the alignment head {_brief(item)} is far outside any decoder")
         checked.append(ints)
     if not checked:
         raise AlignmentHeadsError("the list of alignment heads is empty; give at least one [layer, head] pair")
