@@ -186,15 +186,16 @@ def verify_bundled(name: str) -> None:
 
     Hashing tiny.en's 75 MB takes about 0.2 s, base's 150 MB about 0.4 s, so a file is hashed once: the result
     is kept for this process and in ``cache_dir()/verified-bundled.json``, keyed by the file's size, mtime,
-    ctime and inode (a reinstall or any edit changes at least the ctime, and no tool can set that back), and
-    re-checked whenever any of them changes. A missing or different file is a :class:`ModelLoadError` naming the
+    ctime and inode (a reinstall or any edit changes at least the ctime, which ordinary tools cannot set back),
+    and re-checked whenever any of them changes. A missing or different file is a :class:`ModelLoadError` naming the
     package and how to reinstall it.
     """
     for package, _ in BUNDLED.get(name, []):
         root = _package_dir(package)
         if root is None:
-            raise ModelLoadError(f"the bundled {name} weights need {_PIP_NAMES[package]}, which is not installed; "
-                                 f"{_reinstall(package)}")
+            raise ModelLoadError(
+                f"the bundled {name} weights need {_PIP_NAMES[package]}, which is not installed; {_reinstall(package)}"
+            )
         for relative, pinned in BUNDLED_SHA256[package].items():
             _verify_file(name, package, root / relative, pinned)
 
@@ -234,7 +235,7 @@ def _verify_file(name: str, package: str, path: Path, pinned: str) -> None:
         raise ModelLoadError(
             f"{path}, part of the bundled {name} weights, has SHA-256 {digest}, not the {pinned} of "
             f"{_PIP_NAMES[package]}=={_PIP_VERSIONS[package]} (installed: {_installed_version(package)}); the "
-            f"package is damaged or not that release, so it is not used. {_reinstall(package).capitalize()}"
+            f"package is damaged or not that release, so it is not used; {_reinstall(package)}"
         )
     _verified.add(key)
     remembered[str(path)] = [*stamp, digest]
