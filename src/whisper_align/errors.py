@@ -1,5 +1,6 @@
 """Every error whisper-align raises on purpose, under one base class. Each message says what is wrong and what
-to do about it. This module imports nothing, so every other module may import it."""
+to do about it. This module imports nothing, so every module (``heads`` too, which must work without torch) may
+import it."""
 
 
 class WhisperAlignError(Exception):
@@ -48,3 +49,10 @@ class OutputError(WhisperAlignError, OSError):
 
 class DamagedOutputError(WhisperAlignError, ValueError):
     """An existing output file that a resumed run cannot read: a line that is not one of its results."""
+
+
+class AlignmentHeadsError(WhisperAlignError, ValueError):
+    """Alignment heads that cannot be read or do not fit the model: bad dump, bad pairs, wrong shape, unknown name.
+
+    Raised by :mod:`whisper_align.heads` (which re-exports it) and by ``Whisper.set_alignment_heads``.
+    """

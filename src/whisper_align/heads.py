@@ -15,7 +15,12 @@ model names and moves them between every form they circulate in:
 
 :func:`resolve_heads` reads any of these from one string (what every CLI ``--heads`` option takes).
 
-This module imports nothing else of the package (numpy and the standard library only), so anything may use it.
+Every reader here takes untrusted input (a CLI argument, a config file, a checkpoint's metadata): whatever it is
+given, it returns a checked result or raises :class:`AlignmentHeadsError`, and its memory stays bounded by the
+decoder's shape (a dump is inflated to at most layers x heads bytes plus a small margin, never further).
+
+This module imports only ``errors`` of the package (which imports nothing), numpy and the standard library, so
+anything may use it, without torch.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import base64
 import binascii
 import difflib
 import gzip
+import io
 import json
 import os
 import re
@@ -37,9 +43,18 @@ from typing import Any
 
 import numpy as np
 
+from .errors import AlignmentHeadsError
 
-class AlignmentHeadsError(ValueError):
-    """Alignment heads that cannot be read or do not fit the model: bad dump, bad pairs, wrong shape, unknown name."""
+# Bounds on a decoder's shape: far above any Whisper's (32 layers x 20 heads), yet a mask of layers x heads bytes
+# stays small; everything a reader may allocate follows from them.
+MAX_TEXT_LAYERS = 1024
+MAX_TEXT_HEADS = 1024
+# Bytes a dump may inflate to beyond the layers x heads it needs: enough to name the size of a dump made for
+# another model (every official size fits), far too few to matter for memory.
+_SIZE_MARGIN = 4096
+# Largest layer or head number a list of pairs may hold before a shape is known (to_whisper_cpp, the JSON
+# writer): anything past it cannot index a decoder, and cannot be printed once past 4300 digits.
+_MAX_INDEX = 2**31 - 1
 
 
 # ---- the official heads ----------------------------------------------------------------------------------------
@@ -107,6 +122,8 @@ ALIGNMENT_HEADS: dict[str, OfficialHeads] = {
 
 def official_heads(name: str) -> OfficialHeads:
     """The official heads of ``name``; an :class:`AlignmentHeadsError` listing the known names if it is unknown."""
+    if not isinstance(name, str):
+        raise AlignmentHeadsError(f"a model name must be a str, got {type(name).__name__}")
     if name in ALIGNMENT_HEADS:
         return ALIGNMENT_HEADS[name]
     for official, preset in _WHISPER_CPP_PRESETS.items():  # a whisper.cpp preset name such as "large.v3"
@@ -115,21 +132,33 @@ def official_heads(name: str) -> OfficialHeads:
     raise AlignmentHeadsError(_unknown_name_message(name))
 
 
-def is_official_name(name: str) -> bool:
-    """True for the 14 official names and whisper.cpp's preset names for them ("large.v3")."""
-    return name in ALIGNMENT_HEADS or name in _WHISPER_CPP_PRESETS.values()
+def is_official_name(name: object) -> bool:
+    """True for the 14 official names and whisper.cpp's preset names for them ("large.v3"); False for anything else."""
+    return isinstance(name, str) and (name in ALIGNMENT_HEADS or name in _WHISPER_CPP_PRESETS.values())
 
 
 def _unknown_name_message(name: str) -> str:
-    close = difflib.get_close_matches(name.lower(), list(ALIGNMENT_HEADS), n=1, cutoff=0.6)
+    close = difflib.get_close_matches(name[:64].lower(), list(ALIGNMENT_HEADS), n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown model name {name!r}.{hint} Official names: {', '.join(ALIGNMENT_HEADS)}"
+    return f"unknown model name {_brief(name)}.{hint} Official names: {', '.join(ALIGNMENT_HEADS)}"
 
 
-def official_matches(mask: np.ndarray) -> list[str]:
+def _brief(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting untrusted input in a message (never raises)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a huge int (over 4300 digits) or a broken __repr__
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def official_matches(mask: Any) -> list[str]:
     """Names of the official models whose heads are exactly ``mask`` (same shape, same heads)."""
-    mask = np.asarray(mask, dtype=bool)
-    return [o.name for o in ALIGNMENT_HEADS.values() if o.shape == mask.shape and np.array_equal(o.mask(), mask)]
+    try:
+        array = _as_mask(mask)
+    except AlignmentHeadsError:
+        return []  # not a usable mask (e.g. no head set), so no official model's
+    return [o.name for o in ALIGNMENT_HEADS.values() if o.shape == array.shape and np.array_equal(o.mask(), array)]
 
 
 def _official_sizes(n_bytes: int) -> str:
@@ -154,28 +183,64 @@ def _shape_text(n_text_layer: int, n_text_head: int) -> str:
     return f"{n_text_layer} decoder layers x {n_text_head} heads"
 
 
-def _check_shape(n_text_layer: int, n_text_head: int) -> None:
-    for what, value in (("n_text_layer", n_text_layer), ("n_text_head", n_text_head)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise AlignmentHeadsError(f"{what} must be a positive integer, got {value!r}")
+def _check_shape(n_text_layer: Any, n_text_head: Any) -> tuple[int, int]:
+    """The layer and head counts as ints, or an :class:`AlignmentHeadsError` unless both are in 1..their bound."""
+    checked = []
+    bounds = (("n_text_layer", n_text_layer, MAX_TEXT_LAYERS), ("n_text_head", n_text_head, MAX_TEXT_HEADS))
+    for what, value, bound in bounds:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 1 <= value <= bound:
+            raise AlignmentHeadsError(
+                f"{what} must be a positive integer (at most {bound}), got {_brief(value)}; pass the decoder's "
+                "shape (ModelDimensions.n_text_layer, .n_text_head)"
+            )
+        checked.append(int(value))
+    return checked[0], checked[1]
 
 
-def gunzip_dump(dump: bytes | str) -> bytes:
-    """base85-decode and gunzip a dump (steps 1-2 of :func:`decode`), with a clear error for either failing."""
+def _dump_bytes(dump: Any) -> bytes:
+    """A dump's base85 text as stripped bytes: from bytes-like data, or from a str (which must be ASCII)."""
     if isinstance(dump, str):
         try:
-            dump = dump.strip().encode("ascii")
+            return dump.strip().encode("ascii")
         except UnicodeEncodeError as error:
             raise AlignmentHeadsError(f"the alignment-heads dump is not base85 text: {error}") from None
-    dump = bytes(dump).strip()
-    if not dump:
+    if isinstance(dump, (bytes, bytearray, memoryview)):
+        return bytes(dump).strip()
+    raise AlignmentHeadsError(
+        f"an alignment-heads dump must be bytes or a str of base85 text (as in openai-whisper's _ALIGNMENT_HEADS), "
+        f"got {type(dump).__name__}"
+    )
+
+
+def _b85decode_dump(dump: Any, max_size: int) -> bytes:
+    """The gzip bytes under a dump, refusing dumps longer than any gzip of ``max_size`` bytes needs to be."""
+    data = _dump_bytes(dump)
+    if not data:
         raise AlignmentHeadsError("the alignment-heads dump is empty")
+    # deflate never grows data by more than 5 bytes a 64 KiB block and gzip adds 18: twice the size plus 1 KiB
+    # leaves room for any sane header, in base85's 5 characters per 4 bytes
+    longest = (2 * max_size + 1024) * 5 // 4 + 5
+    if len(data) > longest:
+        raise AlignmentHeadsError(
+            f"the alignment-heads dump is {len(data)} characters long, more than a dump of at most {max_size} heads "
+            f"can need ({longest}); it is not an alignment-heads dump, or not one for this model"
+        )
     try:
-        compressed = base64.b85decode(dump)
+        return base64.b85decode(data)
     except (ValueError, binascii.Error) as error:
         raise AlignmentHeadsError(f"the alignment-heads dump is not valid base85 ({error})") from None
+
+
+def _inflate(compressed: bytes, max_size: int) -> bytes:
+    """gunzip ``compressed`` (every member, as ``gzip.decompress``), stopping after ``max_size + 1`` bytes.
+
+    Streaming through :class:`gzip.GzipFile` keeps memory at the size asked for, whatever the data would
+    inflate to; a result longer than ``max_size`` means the data holds more than that. When the result is
+    shorter, the stream was read to its end, so every member's CRC and length were checked.
+    """
     try:
-        return gzip.decompress(compressed)
+        with gzip.GzipFile(fileobj=io.BytesIO(compressed), mode="rb") as stream:
+            return stream.read(max_size + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise AlignmentHeadsError(
             f"the alignment-heads dump is base85 but not gzip data ({error or type(error).__name__}); "
@@ -183,12 +248,27 @@ def gunzip_dump(dump: bytes | str) -> bytes:
         ) from None
 
 
+def gunzip_dump(dump: bytes | str, max_size: int | None = None) -> bytes:
+    """base85-decode and gunzip a dump (steps 1-2 of :func:`decode`), with a clear error for either failing.
+
+    At most ``max_size`` bytes come out (default: the largest decoder this module accepts,
+    ``MAX_TEXT_LAYERS x MAX_TEXT_HEADS``); a dump holding more is refused without inflating the rest.
+    """
+    limit = MAX_TEXT_LAYERS * MAX_TEXT_HEADS if max_size is None else max_size
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise AlignmentHeadsError(f"max_size must be a positive integer, got {_brief(max_size)}")
+    raw = _inflate(_b85decode_dump(dump, limit), limit)
+    if len(raw) > limit:
+        raise AlignmentHeadsError(
+            f"the alignment-heads dump inflates to more than {limit} bytes, more than any decoder's heads "
+            "(one byte a head); it is not an alignment-heads dump"
+        )
+    return raw
+
+
 def gzip_mtime(dump: bytes | str) -> int:
     """The modification time recorded in a dump's gzip header (bytes 4-8, little-endian)."""
-    try:
-        raw = base64.b85decode(dump.strip().encode("ascii") if isinstance(dump, str) else bytes(dump).strip())
-    except (ValueError, binascii.Error) as error:
-        raise AlignmentHeadsError(f"the alignment-heads dump is not valid base85 ({error})") from None
+    raw = _b85decode_dump(dump, MAX_TEXT_LAYERS * MAX_TEXT_HEADS)
     if len(raw) < 10 or raw[:2] != b"\x1f\x8b":
         raise AlignmentHeadsError("the alignment-heads dump does not start with a gzip header")
     return struct.unpack("<I", raw[4:8])[0]
@@ -200,19 +280,16 @@ def decode(dump: bytes | str, n_text_layer: int, n_text_head: int) -> np.ndarray
     The steps of ``Whisper.set_alignment_heads``: b85decode -> gzip.decompress -> frombuffer(bool) -> reshape,
     each checked, so a bad dump fails with an :class:`AlignmentHeadsError` that names the problem and the shape
     (never a silently wrong mask: numpy would happily read byte 2 as True, or reshape a wrong-sized buffer
-    that happens to divide).
+    that happens to divide). ``dump`` is bytes or ASCII text; the gzip data is inflated no further than the
+    layers x heads bytes the mask needs (plus a small margin), so a gzip bomb costs nothing.
     """
-    _check_shape(n_text_layer, n_text_head)
+    n_text_layer, n_text_head = _check_shape(n_text_layer, n_text_head)
     shape_text = _shape_text(n_text_layer, n_text_head)
-    raw = gunzip_dump(dump)
     expected = n_text_layer * n_text_head
+    limit = expected + _SIZE_MARGIN
+    raw = _inflate(_b85decode_dump(dump, limit), limit)
     if len(raw) != expected:
-        fits = _official_sizes(len(raw))
-        fits_text = f"; {len(raw)} heads fit the official models {fits}" if fits else "; no official model has so many"
-        raise AlignmentHeadsError(
-            f"the alignment-heads dump holds {len(raw)} bytes, but a model with {shape_text} needs "
-            f"{n_text_layer}*{n_text_head} = {expected}{fits_text}. Was the dump made for another model?"
-        )
+        raise AlignmentHeadsError(_size_message(len(raw), limit, n_text_layer, n_text_head))
     values = np.frombuffer(raw, dtype=np.uint8)
     if values.max() > 1:
         bad = sorted(set(values[values > 1].tolist()))
@@ -225,6 +302,21 @@ def decode(dump: bytes | str, n_text_layer: int, n_text_head: int) -> np.ndarray
     return values.astype(bool).reshape(n_text_layer, n_text_head)
 
 
+def _size_message(size: int, limit: int, n_text_layer: int, n_text_head: int) -> str:
+    """Why a dump of ``size`` bytes (``limit + 1``: more than ``limit``) does not fit the decoder."""
+    expected = n_text_layer * n_text_head
+    if size > limit:
+        held, fits_text = f"more than {limit}", "; no official model has so many"
+    else:
+        fits = _official_sizes(size)
+        held = str(size)
+        fits_text = f"; {size} heads fit the official models {fits}" if fits else "; no official model has so many"
+    return (
+        f"the alignment-heads dump holds {held} bytes, but a model with {_shape_text(n_text_layer, n_text_head)} "
+        f"needs {n_text_layer}*{n_text_head} = {expected}{fits_text}. Was the dump made for another model?"
+    )
+
+
 def _as_mask(mask: Any) -> np.ndarray:
     """A validated 2-D bool copy of ``mask`` (bools or 0/1 numbers) with at least one head set."""
     try:
@@ -235,6 +327,11 @@ def _as_mask(mask: Any) -> np.ndarray:
         raise AlignmentHeadsError(f"an alignment-heads mask must be 2-D (layers, heads), got shape {array.shape}")
     if array.size == 0:
         raise AlignmentHeadsError(f"the alignment-heads mask of shape {array.shape} is empty")
+    if array.shape[0] > MAX_TEXT_LAYERS or array.shape[1] > MAX_TEXT_HEADS:
+        raise AlignmentHeadsError(
+            f"the alignment-heads mask of shape {array.shape} is larger than any decoder this library handles "
+            f"({MAX_TEXT_LAYERS} layers x {MAX_TEXT_HEADS} heads)"
+        )
     if array.dtype != bool:
         if not np.issubdtype(array.dtype, np.number) or not np.isin(array, (0, 1)).all():
             raise AlignmentHeadsError(
@@ -257,7 +354,7 @@ def encode(mask: Any, mtime: int = 0) -> bytes:
     """
     array = _as_mask(mask)
     if isinstance(mtime, bool) or not isinstance(mtime, (int, np.integer)) or not 0 <= mtime < 2**32:
-        raise AlignmentHeadsError(f"the gzip mtime must be an integer in [0, 2**32), got {mtime!r}")
+        raise AlignmentHeadsError(f"the gzip mtime must be an integer in [0, 2**32), got {_brief(mtime)}")
     data = array.tobytes()
     compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
     body = compressor.compress(data) + compressor.flush()
@@ -275,7 +372,7 @@ def mask_to_pairs(mask: Any) -> list[list[int]]:
 
 
 def _as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, np.bool_)):
         return None
     if isinstance(value, (int, np.integer)):
         return int(value)
@@ -285,30 +382,46 @@ def _as_int(value: Any) -> int | None:
 
 
 def _check_pairs(pairs: Any) -> list[list[int]]:
-    """``pairs`` as a list of [layer, head] ints, or an :class:`AlignmentHeadsError` saying what is malformed."""
-    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, (Iterable, np.ndarray)):
+    """``pairs`` as a list of [layer, head] ints, or an :class:`AlignmentHeadsError` saying what is malformed.
+
+    Pairs are a list (any iterable but a string or mapping; or an (n, 2) array) of 2-item lists, tuples or
+    arrays of integers; integral floats pass (JSON writers may emit ``1.0``), booleans do not.
+    """
+    if isinstance(pairs, np.ndarray):
+        if pairs.ndim != 2 or pairs.shape[1] != 2:
+            raise AlignmentHeadsError(f"an array of alignment heads must have shape (n, 2), got {pairs.shape}")
+    elif isinstance(pairs, (str, bytes, bytearray, Mapping)) or not isinstance(pairs, Iterable):
         raise AlignmentHeadsError(f"alignment heads must be a list of [layer, head] pairs, got {type(pairs).__name__}")
     checked = []
     for item in pairs:
-        values = list(item) if isinstance(item, (list, tuple, np.ndarray)) else None
+        values = list(item) if isinstance(item, (list, tuple)) or _is_vector(item) else None
         ints = [_as_int(v) for v in values] if values is not None else None
-        if ints is None or len(ints) != 2 or None in ints:
-            raise AlignmentHeadsError(f"each alignment head must be a [layer, head] pair of integers, got {item!r}")
+        if ints is None or len(ints) != 2 or ints[0] is None or ints[1] is None:
+            raise AlignmentHeadsError(
+                f"each alignment head must be a [layer, head] pair of integers, got {_brief(item)}"
+            )
+        if not all(-_MAX_INDEX <= v <= _MAX_INDEX for v in ints):
+            raise AlignmentHeadsError(f"the alignment head {_brief(item)} is far outside any decoder")
         checked.append(ints)
     if not checked:
         raise AlignmentHeadsError("the list of alignment heads is empty; give at least one [layer, head] pair")
     return checked
 
 
+def _is_vector(item: Any) -> bool:
+    return isinstance(item, np.ndarray) and item.ndim == 1
+
+
 def pairs_to_mask(pairs: Any, n_text_layer: int, n_text_head: int) -> np.ndarray:
     """A bool (n_text_layer, n_text_head) mask with the given ``[[layer, head], ...]`` set (duplicates are fine)."""
-    _check_shape(n_text_layer, n_text_head)
+    n_text_layer, n_text_head = _check_shape(n_text_layer, n_text_head)
     checked = _check_pairs(pairs)
     bad = [p for p in checked if not (0 <= p[0] < n_text_layer and 0 <= p[1] < n_text_head)]
     if bad:
         raise AlignmentHeadsError(
-            f"alignment heads {bad[:5]} are outside this model's decoder ({_shape_text(n_text_layer, n_text_head)}: "
-            f"layers 0-{n_text_layer - 1}, heads 0-{n_text_head - 1}); were they made for another model?"
+            f"alignment heads {_brief(bad[:5], 200)} are outside this model's decoder "
+            f"({_shape_text(n_text_layer, n_text_head)}: layers 0-{n_text_layer - 1}, heads 0-{n_text_head - 1}); "
+            "were they made for another model?"
         )
     mask = np.zeros((n_text_layer, n_text_head), dtype=bool)
     for layer, head in checked:
@@ -326,10 +439,35 @@ _JSON_FILES = ("generation_config.json", "config.json")
 def find_json_heads_file(folder: str | os.PathLike[str]) -> Path | None:
     """The JSON file in a model folder that has an ``alignment_heads`` key, if any."""
     for name in _JSON_FILES:
-        path = Path(folder) / name
+        path = _as_path(folder, "a model folder") / name
         if path.is_file() and read_json_heads(path) is not None:
             return path
     return None
+
+
+def _as_path(source: Any, what: str) -> Path:
+    if not isinstance(source, (str, os.PathLike)):
+        raise AlignmentHeadsError(f"{what} must be a path (str or os.PathLike), got {type(source).__name__}")
+    return Path(source)
+
+
+def _load_json(text: str | bytes, where: str) -> Any:
+    """``json.loads``, with every way it fails (syntax, nesting too deep, a 5000-digit number) as one error."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise AlignmentHeadsError(f"{where} is not valid JSON: {str(error)[:200]}") from None
+
+
+def _read_json_object(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
+        raise AlignmentHeadsError(f"cannot {what} {path}: {getattr(error, 'strerror', None) or error}") from None
+    config = _load_json(data, str(path))
+    if not isinstance(config, dict):
+        raise AlignmentHeadsError(f"{path} holds a JSON {type(config).__name__}, not an object")
+    return config
 
 
 def read_json_heads(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[list[int]] | None:
@@ -339,24 +477,17 @@ def read_json_heads(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[
     Returns None when there is no such key (or it is null); a malformed file or value is an error.
     """
     if isinstance(source, Mapping):
-        config: Any = source
+        config: Mapping[str, Any] = source
         where = "the config"
     else:
-        path = Path(source)
+        path = _as_path(source, "the heads source")
         if path.is_dir():
             found = find_json_heads_file(path)
             if found is None:
                 return None
             path = found
         where = str(path)
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise AlignmentHeadsError(f"cannot read {where}: {error.strerror or error}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise AlignmentHeadsError(f"{where} is not valid JSON: {error}") from None
-        if not isinstance(config, dict):
-            raise AlignmentHeadsError(f"{where} holds a JSON {type(config).__name__}, not an object")
+        config = _read_json_object(path, "read")
     value = config.get(JSON_KEY)
     if value is None:
         return None
@@ -373,17 +504,22 @@ def write_json_heads(path: str | os.PathLike[str], pairs: Any) -> None:
     half-written config.
     """
     checked = _check_pairs(pairs)
-    path = Path(path)
+    path = _as_path(path, "the JSON file to write")
     config: dict[str, Any] = {}
     if path.exists():
         try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise AlignmentHeadsError(f"cannot update {path}: not a readable JSON file ({error})") from None
-        if not isinstance(config, dict):
-            raise AlignmentHeadsError(f"cannot update {path}: it holds a JSON {type(config).__name__}, not an object")
+            config = _read_json_object(path, "update")
+        except AlignmentHeadsError as error:
+            raise AlignmentHeadsError(f"cannot update {path}: not a readable JSON object ({error})") from None
     config[JSON_KEY] = checked
     text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
+    try:
+        _write_atomically(path, text)
+    except (OSError, ValueError) as error:
+        raise AlignmentHeadsError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
+
+
+def _write_atomically(path: Path, text: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -427,6 +563,8 @@ def whisper_cpp_preset(name: str) -> str:
     ``whisper_context_params.dtw_aheads_preset`` to the matching ``WHISPER_AHEADS_*`` enum value; its presets
     hold the same heads as openai's dumps.
     """
+    if not isinstance(name, str):
+        raise AlignmentHeadsError(f"a model name must be a str, got {type(name).__name__}")
     if name in _WHISPER_CPP_PRESETS:
         return _WHISPER_CPP_PRESETS[name]
     if name in _WHISPER_CPP_PRESETS.values():
@@ -450,49 +588,67 @@ def to_whisper_cpp(pairs: Any) -> str:
 _CPP_PAIR = re.compile(r"\{\s*(-?\d+)\s*,\s*(-?\d+)\s*\}")
 
 
+def _require_text(text: Any, what: str) -> str:
+    if not isinstance(text, str):
+        raise AlignmentHeadsError(f"{what} must be a str, got {type(text).__name__}")
+    return text
+
+
+def _index(digits: str) -> int:
+    """A layer or head number written in text; refuses numbers far past any decoder (and Python's 4300-digit cap)."""
+    if len(digits.lstrip("-")) > 30:
+        raise AlignmentHeadsError(f"the layer or head number {digits[:20]}... ({len(digits)} digits) is far too large")
+    return int(digits)
+
+
 def from_whisper_cpp(text: str) -> list[list[int]]:
     """Pairs from whisper.cpp's ``{ {layer, head}, ... }`` initializer (see :func:`to_whisper_cpp`).
 
     A whole declaration (``static const whisper_ahead x[] = { ... };``) is accepted too.
     """
-    body = text.strip().rstrip(";").strip()
+    body = _require_text(text, "whisper.cpp heads").strip().rstrip(";").strip()
     if "=" in body:
         body = body.split("=", 1)[1].strip()
     if not (body.startswith("{") and body.endswith("}")):
-        raise AlignmentHeadsError(f"not a whisper.cpp heads initializer like '{{ {{1, 0}}, {{2, 5}} }}': {text!r}")
+        raise AlignmentHeadsError(
+            f"not a whisper.cpp heads initializer like '{{ {{1, 0}}, {{2, 5}} }}': {_brief(text)}"
+        )
     inner = body[1:-1]
-    pairs = [[int(l), int(h)] for l, h in _CPP_PAIR.findall(inner)]
+    pairs = [[_index(l), _index(h)] for l, h in _CPP_PAIR.findall(inner)]
     leftover = _CPP_PAIR.sub("", inner).replace(",", "").strip()
     if leftover or not pairs:
-        raise AlignmentHeadsError(f"cannot read whisper.cpp heads {text!r}: expected '{{ {{layer, head}}, ... }}'")
+        raise AlignmentHeadsError(
+            f"cannot read whisper.cpp heads {_brief(text)}: expected '{{ {{layer, head}}, ... }}'"
+        )
     return pairs
 
 
 # ---- one string, any form ----------------------------------------------------------------------------------------
 
-_COLON_PAIRS = re.compile(r"^\s*\d+\s*:\s*\d+\s*([,;\s]\s*\d+\s*:\s*\d+\s*)*[,;]?\s*$")
+_PAIR_TEXT = r"\d+\s*:\s*\d+"
+# "1:0,2:5", "1:0 2:5", "1 : 0; 2 : 5,". Written so that no two quantifiers can share the same characters (each
+# separator is either some space around one comma/semicolon, or space alone), which keeps a failing match linear
+# in the text's length instead of quadratic. Used with fullmatch.
+_COLON_PAIRS = re.compile(rf"\s*{_PAIR_TEXT}(?:(?:\s*[,;]\s*|\s+){_PAIR_TEXT})*(?:\s*[,;])?\s*")
 _NAME_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,30}$")
 
 
 def parse_colon_pairs(text: str) -> list[list[int]]:
     """Pairs from ``"1:0,2:5"`` (layer:head, separated by commas, semicolons or spaces)."""
-    if not _COLON_PAIRS.match(text):
-        raise AlignmentHeadsError(f"cannot read {text!r} as 'layer:head' pairs like '1:0,2:5'")
-    return [[int(l), int(h)] for l, h in re.findall(r"(\d+)\s*:\s*(\d+)", text)]
+    if not _COLON_PAIRS.fullmatch(_require_text(text, "'layer:head' pairs")):
+        raise AlignmentHeadsError(f"cannot read {_brief(text)} as 'layer:head' pairs like '1:0,2:5'")
+    return [[_index(l), _index(h)] for l, h in re.findall(r"(\d+)\s*:\s*(\d+)", text)]
 
 
 def parse_pairs_text(text: str) -> list[list[int]] | None:
     """Pairs from a JSON list, a 'layer:head' list or a whisper.cpp initializer; None if ``text`` is none of those."""
-    stripped = text.strip()
+    stripped = _require_text(text, "alignment-heads pairs").strip()
     if stripped.startswith("["):
-        try:
-            value = json.loads(stripped)
-        except json.JSONDecodeError as error:
-            raise AlignmentHeadsError(f"cannot read {text!r} as JSON [[layer, head], ...] pairs: {error}") from None
+        value = _load_json(stripped, f"{_brief(text)} (JSON [[layer, head], ...] pairs)")
         return _check_pairs(value)
     if stripped.startswith("{") or "whisper_ahead" in stripped:
         return from_whisper_cpp(stripped)
-    if _COLON_PAIRS.match(stripped):
+    if _COLON_PAIRS.fullmatch(stripped):
         return parse_colon_pairs(stripped)
     return None
 
@@ -505,8 +661,8 @@ def resolve_heads(spec: str, n_text_layer: int, n_text_head: int) -> np.ndarray:
     ("[[1,0],[2,5]]"); "layer:head" pairs ("1:0,2:5"); a whisper.cpp initializer ("{ {1, 0}, {2, 5} }");
     or an openai dump.
     """
-    _check_shape(n_text_layer, n_text_head)
-    spec = spec.strip()
+    n_text_layer, n_text_head = _check_shape(n_text_layer, n_text_head)
+    spec = _require_text(spec, "an alignment-heads spec").strip()
     if not spec:
         raise AlignmentHeadsError("empty alignment-heads spec")
     if is_official_name(spec):
@@ -546,6 +702,8 @@ def format_grid(mask: Any, on: str = "X", off: str = ".") -> str:
         L0  . . . . . .
         L1  X . . . . .
     """
+    if not (isinstance(on, str) and isinstance(off, str)):
+        raise AlignmentHeadsError(f"the grid's marks must be str, got {type(on).__name__} and {type(off).__name__}")
     array = _as_mask(mask)
     n_layers, n_heads = array.shape
     width = max(len(str(n_heads - 1)), len(on), len(off))
@@ -562,6 +720,8 @@ __all__ = [
     "ALIGNMENT_HEADS",
     "AlignmentHeadsError",
     "JSON_KEY",
+    "MAX_TEXT_HEADS",
+    "MAX_TEXT_LAYERS",
     "OfficialHeads",
     "decode",
     "encode",

@@ -390,6 +390,40 @@ def default_alignment_heads(n_text_layer: int, n_text_head: int) -> Tensor:
     return heads
 
 
+def _heads_from_state(loaded: object, shape: tuple[int, int]) -> Tensor:
+    """The dense bool mask a state dict's ``alignment_heads`` entry holds, checked against the decoder's ``shape``.
+
+    Anything else (not a tensor, another shape, values other than 0/1, no head set, sparse indices out of
+    range) is an :class:`AlignmentHeadsError` saying what to do.
+    """
+    where = "the state dict's alignment_heads"
+    if not isinstance(loaded, Tensor):
+        raise AlignmentHeadsError(
+            f"{where} is a {type(loaded).__name__}, not a tensor; drop the key or give a bool tensor of shape {shape}"
+        )
+    if tuple(loaded.shape) != shape:
+        raise AlignmentHeadsError(
+            f"{where} has shape {tuple(loaded.shape)}, but this model's decoder has {shape[0]} layers x {shape[1]} "
+            f"heads; drop the key or give heads of shape {shape}"
+        )
+    try:
+        dense = loaded.detach().to("cpu")
+        if dense.layout == torch.sparse_coo:
+            indices = dense._indices()
+            if indices.numel() and ((indices < 0).any() or (indices >= torch.tensor(shape)[:, None]).any()):
+                raise AlignmentHeadsError(f"{where} is a sparse tensor with indices outside its shape {shape}")
+        dense = dense.to_dense() if dense.layout != torch.strided else dense
+    except (RuntimeError, NotImplementedError, TypeError) as error:
+        raise AlignmentHeadsError(f"{where} cannot be read as a mask ({str(error)[:200]})") from None
+    if dense.dtype != torch.bool:
+        if dense.is_complex() or not ((dense == 0) | (dense == 1)).all():
+            raise AlignmentHeadsError(f"{where} holds values other than 0 and 1; it must be a bool mask")
+        dense = dense != 0
+    if not dense.any():
+        raise AlignmentHeadsError(f"{where} marks no head; drop the key or mark at least one head")
+    return dense
+
+
 class Whisper(nn.Module):
     def __init__(self, dims: ModelDimensions):
         super().__init__()
@@ -411,12 +445,14 @@ class Whisper(nn.Module):
 
     # ---- alignment heads -------------------------------------------------------------------------------------
 
-    def set_alignment_heads(self, dump: bytes) -> None:
+    def set_alignment_heads(self, dump: bytes | str) -> None:
         """Set the alignment heads from openai's compact dump: base85 of gzip of a bool (layers, heads) array.
 
         Exactly the spec's steps (b85decode -> gzip.decompress -> frombuffer(bool) -> reshape -> to_sparse ->
         persistent buffer), with each step's failure turned into an :class:`AlignmentHeadsError` that says
-        what is wrong and which shape this model has.
+        what is wrong and which shape this model has. ``dump`` is bytes or its ASCII text; the gzip data is
+        inflated no further than this decoder's layers x heads bytes (plus a small margin), so a hostile dump
+        cannot exhaust memory. On any error the model keeps the heads it had.
         """
         mask = decode(dump, self.dims.n_text_layer, self.dims.n_text_head)
         self._set_heads_mask(torch.from_numpy(mask))
@@ -464,23 +500,23 @@ class Whisper(nn.Module):
         return self
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001,E501
-        """Accept state dicts with or without ``alignment_heads`` (official checkpoints lack it)."""
+        """Accept state dicts with or without ``alignment_heads`` (official checkpoints lack it).
+
+        A present entry is checked before any weight is copied (a tensor of the decoder's shape, dense or sparse,
+        bool or 0/1, at least one head), so a bad one raises :class:`AlignmentHeadsError` and changes nothing.
+        """
         key = prefix + "alignment_heads"
         loaded = state_dict.pop(key, None)
+        heads = None
+        if loaded is not None:
+            heads = _heads_from_state(loaded, (self.dims.n_text_layer, self.dims.n_text_head))
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
         if key in missing_keys:
             missing_keys.remove(key)
-        if loaded is not None:
-            dense = loaded.to("cpu").to_dense() if loaded.is_sparse else loaded.to("cpu")
-            shape = (self.dims.n_text_layer, self.dims.n_text_head)
-            if tuple(dense.shape) != shape:
-                raise AlignmentHeadsError(
-                    f"the state dict's alignment_heads has shape {tuple(dense.shape)}, but this model's decoder "
-                    f"has {shape[0]} layers x {shape[1]} heads; drop the key or give heads of shape {shape}"
-                )
-            self._set_heads_mask(dense.bool())
+        if heads is not None:
+            self._set_heads_mask(heads)
 
     # ---- running the model -----------------------------------------------------------------------------------
 

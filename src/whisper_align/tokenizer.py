@@ -423,6 +423,9 @@ def bundled_tokenizer_file(multilingual: bool) -> Path | None:
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         candidate = Path(folder) / relative
         if candidate.is_file():
+            from .checkpoints.names import verify_bundled_file  # third-party file: pinned hash, checked once
+
+            verify_bundled_file(package, relative)
             return candidate
     return None
 

