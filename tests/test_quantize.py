@@ -62,7 +62,10 @@ def test_tiny_en_int8_transcribes_the_demo_like_float32() -> None:
 
     float_result = transcribe(load_model("tiny.en"), str(DEMO), temperature=0.0, word_timestamps=True)
     int8_result = transcribe(quantize_int8(load_model("tiny.en")), str(DEMO), temperature=0.0, word_timestamps=True)
-    assert normalize_words(int8_result.text) == normalize_words(float_result.text)
+    # int8 kernels round differently on different CPUs (AVX2 vs VNNI): one word may change, no more
+    float_words, int8_words = normalize_words(float_result.text), normalize_words(int8_result.text)
+    assert len(float_words) == len(int8_words) > 5
+    assert sum(a != b for a, b in zip(float_words, int8_words)) <= 1
     starts = np.array([[w.start, w.end] for w in float_result.words])
     ends = np.array([[w.start, w.end] for w in int8_result.words])
     assert len(starts) == len(ends) > 5
