@@ -22,8 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, manifest, write_json  # noqa: E402
 
 from whisper_align import align, load_model, transcribe  # noqa: E402
-from whisper_align.audio import load_audio  # noqa: E402
-from whisper_align.evaluation import format_table, load_manifest, score  # noqa: E402
+from whisper_align.frontend.audio import load_audio  # noqa: E402
+from whisper_align.results.evaluation import format_table, score  # noqa: E402
+from whisper_align.results.manifest import load_manifest
 
 
 def buffer_checks(model_name: str, device: str) -> dict:

@@ -5,13 +5,13 @@ Two parts, chosen with ``--part``:
 ``accuracy``
     Every clip of each eval set (festival: every ``--stride``-th, all three voices) is transcribed greedily
     (temperature 0.0, conditioning on earlier text as by default) with word timestamps by openai-whisper and by
-    :func:`whisper_align.transcriber.transcribe` in its default mode (attention captured while decoding, the
+    :func:`whisper_align.tasks.transcribe.transcribe` in its default mode (attention captured while decoding, the
     aligner's default word rules) and, unless ``--no-conformance``, in conformance mode (openai's word rules).
-    Both get the very same float32 samples (:func:`whisper_align.audio.load_audio`), so decoding is identical.
+    Both get the very same float32 samples (:func:`whisper_align.frontend.audio.load_audio`), so decoding is identical.
     Reported: the share of clips whose text equals openai's exactly, the WER of each against the manifest text
-    (normalised with :func:`~whisper_align.evaluation.normalize_words`, word-level Levenshtein, pooled over
+    (normalised with :func:`~whisper_align.results.evaluation.normalize_words`, word-level Levenshtein, pooled over
     clips), and the word-timing scores of each against the labelled boundaries
-    (:func:`~whisper_align.evaluation.score`, :func:`~whisper_align.evaluation.format_table`).
+    (:func:`~whisper_align.results.evaluation.score`, :func:`~whisper_align.results.evaluation.format_table`).
 
 ``speed``
     timit-dev clips joined with 0.5 s of silence into ``--minutes`` of audio (built in memory; clips whose
@@ -30,7 +30,7 @@ Two parts, chosen with ``--part``:
                                                  [--stride 3] [--limit N] [--no-conformance]
     .venv/bin/python benchmarks/transcription.py --part speed [--models tiny.en] [--minutes 3] [--runs 3]
 
-With the int8 rows (``--no-int8`` skips them) the same runs use :func:`whisper_align.quantize.quantize_int8` on
+With the int8 rows (``--no-int8`` skips them) the same runs use :func:`whisper_align.model.int8.quantize_int8` on
 a second copy of the model: faster on the CPU, not the same arithmetic, so its text is compared with openai's too.
 
 Writes benchmarks/results/transcription_accuracy.json or transcription_speed.json.
@@ -54,11 +54,12 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "src"))  # runs 
 from common import device_name, manifest, openai_model, synchronize, write_json  # noqa: E402
 
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
-from whisper_align.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
-from whisper_align.evaluation import Utterance, format_table, load_manifest, normalize_words, score  # noqa: E402
-from whisper_align.quantize import quantize_int8  # noqa: E402
-from whisper_align.transcriber import transcribe  # noqa: E402
+from whisper_align.results.evaluation import format_table, normalize_words, score  # noqa: E402
+from whisper_align.results.manifest import Utterance, load_manifest
+from whisper_align.model.int8 import quantize_int8  # noqa: E402
+from whisper_align.tasks.transcribe import transcribe  # noqa: E402
 
 TimedWords = list[tuple[str, float, float]]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align import audio as A
+from whisper_align.frontend import audio as A
 from whisper_align.errors import AudioError
 
 REPO = Path(__file__).resolve().parents[1]

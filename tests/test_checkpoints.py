@@ -20,10 +20,10 @@ import pytest
 import torch
 
 from whisper_align import load_model, save_model
-from whisper_align.checkpoints import ctranslate2, names, openai
+from whisper_align.checkpoints import ctranslate2, ctranslate2_bin, names, openai
 from whisper_align.errors import ModelLoadError
 from whisper_align.heads import ALIGNMENT_HEADS
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
 
@@ -125,7 +125,7 @@ def test_ctranslate2_int8_weights_are_dequantized_per_row(tmp_path: Path) -> Non
             variables[name + "_scale"] = scale
             expected[name] = variables[name].float() / scale[:, None]
     aliases = {"decoder/projection/weight": "decoder/embeddings/weight"}
-    (tmp_path / "model.bin").write_bytes(b"".join(ctranslate2._iter_model_bin(variables, aliases)))
+    (tmp_path / "model.bin").write_bytes(b"".join(ctranslate2_bin.iter_model_bin(variables, aliases)))
     loaded = ctranslate2.read(tmp_path).model
     dequantized = expected["encoder/layer_1/ffn/linear_0/weight"]
     assert torch.equal(loaded.encoder.blocks[1].mlp[0].weight, dequantized)
@@ -163,7 +163,7 @@ def test_ctranslate2_int8_writing_round_trips_within_a_quantization_step(tmp_pat
 def test_ctranslate2_nonzero_key_bias_is_rejected(tmp_path: Path) -> None:
     variables = ctranslate2._variables_of(small_model(), torch.float32)
     variables["encoder/layer_0/self_attention/linear_0/bias"][SMALL.n_audio_state] = 0.5  # inside the key part
-    (tmp_path / "model.bin").write_bytes(b"".join(ctranslate2._iter_model_bin(variables, {})))
+    (tmp_path / "model.bin").write_bytes(b"".join(ctranslate2_bin.iter_model_bin(variables, {})))
     with pytest.raises(ModelLoadError, match="key bias"):
         ctranslate2.read(tmp_path)
 

@@ -12,7 +12,7 @@ import torch
 
 from whisper_align.checkpoints import save_model
 from whisper_align.cli import main
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 SMALL = ModelDimensions(
     n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,

@@ -19,7 +19,7 @@ import torch
 import whisper_align.cli.align as cli_align
 from whisper_align.checkpoints import save_model
 from whisper_align.cli import main
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMIT = ROOT.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"

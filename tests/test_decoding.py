@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from whisper_align.decoding import DecodingError, DecodingOptions, compression_ratio, decode, detect_language
-from whisper_align.decoding_rules import ApplyTimestampRules, SuppressBlank, SuppressTokens, suppressed_tokens
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.tasks.decoding import DecodingError, DecodingOptions, compression_ratio, decode, detect_language
+from whisper_align.tasks.decoding_rules import ApplyTimestampRules, SuppressBlank, SuppressTokens, suppressed_tokens
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
 CLIP = EVAL / "audio" / "dr1-fvmh0" / "sa2.wav"  # "Don't ask me to carry an oily rag like that."
@@ -190,7 +190,7 @@ def test_random_model_matches_openai_and_capture_equals_a_second_pass(random_mod
 )
 def test_initial_tokens_match_openai(random_model, options):
     whisper = pytest.importorskip("whisper")
-    from whisper_align.decoding import DecodingTask
+    from whisper_align.tasks.decoding import DecodingTask
 
     ours = DecodingTask(random_model, DecodingOptions(**options)).initial_tokens
     theirs = whisper.decoding.DecodingTask(openai_copy(random_model), whisper.DecodingOptions(language="en", **options))
@@ -240,7 +240,7 @@ def test_tiny_en_decode_matches_openai(tiny_en, beam_size):
     whisper = pytest.importorskip("whisper")
     if not CLIP.exists():
         pytest.skip("the TIMIT eval clips are not available")
-    from whisper_align.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
+    from whisper_align.frontend.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
 
     mel = pad_or_trim(log_mel_spectrogram(str(CLIP), 80), N_FRAMES)
     ours = decode(tiny_en, mel, DecodingOptions(beam_size=beam_size, capture_attention=True))
@@ -257,7 +257,7 @@ def test_tiny_en_decode_matches_openai(tiny_en, beam_size):
 def test_base_detects_english():
     if not CLIP.exists():
         pytest.skip("the TIMIT eval clips are not available")
-    from whisper_align.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
+    from whisper_align.frontend.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
     from whisper_align.checkpoints import load_model
     from whisper_align.errors import ModelLoadError
 

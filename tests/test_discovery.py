@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align import discovery as D
+from whisper_align.heads import discovery as D
 from whisper_align.alignment.attention import alignment_matrix
 from whisper_align.alignment.words import AlignmentConfig
 from whisper_align.checkpoints import load_model, save_model
 from whisper_align.cli import main
-from whisper_align.evaluation import load_manifest
-from whisper_align.head_scoring import (
+from whisper_align.results.manifest import load_manifest
+from whisper_align.heads.scoring import (
     GreedyStep,
     Item,
     SetScore,
@@ -32,7 +32,7 @@ from whisper_align.head_scoring import (
     word_times,
 )
 from whisper_align.heads import ALIGNMENT_HEADS
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 CONFIG = AlignmentConfig()
 TIMIT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
@@ -134,7 +134,7 @@ def test_choose_size_prefers_the_smallest_set_within_tolerance() -> None:
 
 def test_time_shift_undoes_a_late_set(synthetic) -> None:
     items, good, late = synthetic
-    from whisper_align.head_scoring import median_offset
+    from whisper_align.heads.scoring import median_offset
 
     assert median_offset(items, sorted(good), CONFIG) == pytest.approx(0.0, abs=0.03)
     assert median_offset(items, sorted(late), CONFIG) == pytest.approx(0.24, abs=0.03)  # 12 frames late
@@ -142,7 +142,7 @@ def test_time_shift_undoes_a_late_set(synthetic) -> None:
 
 def test_anchor_shift_moves_a_set_onto_the_anchor_without_references(synthetic) -> None:
     items, good, late = synthetic
-    from whisper_align.head_scoring import anchor_shift
+    from whisper_align.heads.scoring import anchor_shift
 
     blind = [Item(i.id, i.words, i.word_tokens, i.matrices, i.duration) for i in items]  # no references
     assert anchor_shift(blind, sorted(late), sorted(good), CONFIG) == pytest.approx(-0.24, abs=0.03)
@@ -245,9 +245,9 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_capture_holds_every_head_and_matches_run_pieces(small_checkpoint: Path, tmp_path: Path) -> None:
-    from whisper_align.aligner import Piece, prepare_text, run_pieces, window_mel
-    from whisper_align.audio import load_audio
-    from whisper_align.tokenizer import get_tokenizer
+    from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel
+    from whisper_align.frontend.audio import load_audio
+    from whisper_align.checkpoints.tokenizers import get_tokenizer
 
     model = load_model(small_checkpoint)
     utterances = load_manifest(write_manifest(tmp_path, 2))

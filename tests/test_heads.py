@@ -295,7 +295,7 @@ def test_format_grid():
 
 
 def test_plot_needs_matplotlib(monkeypatch, tmp_path):
-    from whisper_align import plots
+    from whisper_align.results import plots
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # makes the import fail
     with pytest.raises(plots.PlotDependencyError, match="pip install matplotlib"):

@@ -247,7 +247,7 @@ def test_heads_module_works_without_torch():
 @pytest.fixture
 def model():
     torch = pytest.importorskip("torch")
-    from whisper_align.model import ModelDimensions, Whisper
+    from whisper_align.model.whisper import ModelDimensions, Whisper
 
     torch.manual_seed(0)
     return Whisper(ModelDimensions(4, 2, 4, 1, 1, 4, 2, 12, 6, 4))

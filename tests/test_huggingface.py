@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from whisper_align.checkpoints import huggingface as hf
 from whisper_align.errors import ModelLoadError
 from whisper_align.heads import AlignmentHeadsError
-from whisper_align.model import ModelDimensions, Whisper
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 DIMS = ModelDimensions(
     n_mels=8, n_audio_ctx=10, n_audio_state=16, n_audio_head=2, n_audio_layer=2,

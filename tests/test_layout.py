@@ -21,8 +21,9 @@ LAYERS = [
     ["model"],
     ["checkpoints"],
     ["results"],
-    ["heads.scoring", "heads.discovery"],
+    ["heads.scoring"],
     ["tasks"],
+    ["heads.discovery"],
     ["engines"],
     ["cli"],
 ]
@@ -94,8 +95,13 @@ def _layer(module: str) -> int:
     return best
 
 
+# Known exceptions, each with its reason: Result.render / Result.write are conveniences that hand the result to the
+# writers (which need the result types), imported when called.
+ALLOWED_UPWARD = {("results.types", "results.writers")}
+
+
 def test_no_import_cycles() -> None:
-    graph = _graph()
+    graph = {m: {t for t in imports if (m, t) not in ALLOWED_UPWARD} for m, imports in _graph().items()}
     state: dict[str, int] = {}
     stack: list[str] = []
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from whisper_align.heads import AlignmentHeadsError
-from whisper_align.model import KVCache, ModelDimensions, Whisper
+from whisper_align.model.whisper import KVCache, ModelDimensions, Whisper
 
 DIMS = ModelDimensions(
     n_mels=8,

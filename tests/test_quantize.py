@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from whisper_align.checkpoints import save_model
-from whisper_align.model import Linear, Whisper
-from whisper_align.quantize import Int8Linear, QuantizationError, is_quantized, quantize_int8
+from whisper_align.model.whisper import Linear, Whisper
+from whisper_align.model.int8 import Int8Linear, QuantizationError, is_quantized, quantize_int8
 
 from test_model import DIMS, make_model
 
@@ -57,8 +57,8 @@ def test_quantizing_off_the_cpu_and_saving_an_int8_model_fail_clearly(tmp_path: 
 @pytest.mark.slow
 def test_tiny_en_int8_transcribes_the_demo_like_float32() -> None:
     from whisper_align.checkpoints import load_model
-    from whisper_align.evaluation import normalize_words
-    from whisper_align.transcriber import transcribe
+    from whisper_align.results.evaluation import normalize_words
+    from whisper_align.tasks.transcribe import transcribe
 
     float_result = transcribe(load_model("tiny.en"), str(DEMO), temperature=0.0, word_timestamps=True)
     int8_result = transcribe(quantize_int8(load_model("tiny.en")), str(DEMO), temperature=0.0, word_timestamps=True)
@@ -76,8 +76,8 @@ def test_tiny_en_int8_transcribes_the_demo_like_float32() -> None:
 
 
 def test_checked_projection_recomputes_what_could_win_and_falls_back_when_unsure() -> None:
-    from whisper_align.fast_logits import CheckedInt8Vocabulary
-    from whisper_align.model import TextDecoder
+    from whisper_align.model.int8_logits import CheckedInt8Vocabulary
+    from whisper_align.model.whisper import TextDecoder
 
     decoder = TextDecoder(n_vocab=60, n_ctx=4, n_state=16, n_head=2, n_layer=1).requires_grad_(False)
     torch.manual_seed(1)
@@ -105,9 +105,9 @@ def test_checked_projection_recomputes_what_could_win_and_falls_back_when_unsure
 
 @pytest.mark.slow
 def test_checked_int8_logits_decode_the_float32_tokens() -> None:
-    from whisper_align.audio import load_audio, log_mel_spectrogram, pad_or_trim
+    from whisper_align.frontend.audio import load_audio, log_mel_spectrogram, pad_or_trim
     from whisper_align.checkpoints import load_model
-    from whisper_align.decoding import DecodingError, DecodingOptions, DecodingTask
+    from whisper_align.tasks.decoding import DecodingError, DecodingOptions, DecodingTask
 
     model = load_model("tiny.en")
     mel = pad_or_trim(log_mel_spectrogram(torch.from_numpy(load_audio(str(DEMO))), model.dims.n_mels), 3000)

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from whisper_align import tokenizer as T
+from whisper_align.frontend import tokenizer as T
 from whisper_align.errors import ModelLoadError, TranscriptError
-from whisper_align.model import ModelDimensions, Whisper
-from whisper_align.tokenizer import Tokenizer, bundled_tokenizer_file, get_tokenizer
+from whisper_align.model.whisper import ModelDimensions, Whisper
+from whisper_align.frontend.tokenizer import Tokenizer
+from whisper_align.checkpoints import tokenizers
+from whisper_align.checkpoints.tokenizers import bundled_tokenizer_file, get_tokenizer
 
 whisper_tokenizer = pytest.importorskip("whisper.tokenizer")
 
@@ -245,6 +247,6 @@ def test_get_tokenizer_uses_the_models_own_file_and_checks_it(tmp_path):
 
 
 def test_get_tokenizer_without_any_file(monkeypatch):
-    monkeypatch.setattr(T, "bundled_tokenizer_file", lambda multilingual: None)
+    monkeypatch.setattr(tokenizers, "bundled_tokenizer_file", lambda multilingual: None)
     with pytest.raises(ModelLoadError, match=r"whisper-align\[bundled\]"):
         get_tokenizer(tiny_model(51864))

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from whisper_align.alignment.words import AlignmentConfig
-from whisper_align.audio import SAMPLE_RATE, load_audio
-from whisper_align.decoding import DecodingError
+from whisper_align.frontend.audio import SAMPLE_RATE, load_audio
+from whisper_align.tasks.decoding import DecodingError
 from whisper_align.errors import TranscriptError
 
 EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
@@ -89,7 +89,7 @@ def assert_sane_words(result) -> None:
 
 @pytest.mark.parametrize("clip", CLIPS)
 def test_greedy_matches_openai_and_captured_words_match_a_second_pass(model, reference, clip):
-    from whisper_align.transcriber import transcribe
+    from whisper_align.tasks.transcribe import transcribe
 
     samples = audio(clip)
     theirs = openai_transcribe(reference, samples, temperature=0.0, word_timestamps=True)
@@ -120,7 +120,7 @@ def test_greedy_matches_openai_and_captured_words_match_a_second_pass(model, ref
 
 
 def test_beam_search_matches_openai(model, reference):
-    from whisper_align.transcriber import transcribe
+    from whisper_align.tasks.transcribe import transcribe
 
     samples = audio(CLIPS[1])
     theirs = openai_transcribe(reference, samples, temperature=0.0, beam_size=5)
@@ -132,7 +132,7 @@ def test_beam_search_matches_openai(model, reference):
 def test_long_form_windows_match_openai(model, reference):
     """33 s, mostly silence (cheap to decode): the second window starts at the first window's last word end and
     is prompted with its text."""
-    from whisper_align.transcriber import transcribe
+    from whisper_align.tasks.transcribe import transcribe
 
     a, b = audio(CLIPS[0]), audio(CLIPS[1])
     silence = lambda seconds: np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)  # noqa: E731
@@ -159,7 +159,7 @@ def test_word_timestamps_keep_the_windows_of_a_run_without_them_unless_seeking_t
     the second window starts at the last timestamp token, as in a run without word timestamps. The default mode
     does the latter, conformance mode the former. (The text may still
     differ: word times can empty a segment, which then leaves the next window's prompt, in both rules.)"""
-    from whisper_align.transcriber import transcribe
+    from whisper_align.tasks.transcribe import transcribe
 
     names = ["dr1-fvmh0/sa2.wav", "dr1-mcpm0/sa1.wav", "dr1-fvmh0/sa1.wav", "dr1-mcpm0/sa2.wav"]
     gap = np.zeros(int(0.3 * SAMPLE_RATE), dtype=np.float32)
@@ -180,7 +180,7 @@ def test_word_timestamps_keep_the_windows_of_a_run_without_them_unless_seeking_t
 
 def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, reference):
     """openai's own word procedure (second pass, conformance rules): segments and words identical."""
-    from whisper_align.transcriber import transcribe
+    from whisper_align.tasks.transcribe import transcribe
 
     samples = np.concatenate([audio(CLIPS[0]), np.zeros(3 * SAMPLE_RATE, dtype=np.float32), audio(CLIPS[1])])
     options = dict(temperature=0.0, clip_timestamps="0.5,6.5", initial_prompt="Carry the rag.",
@@ -194,8 +194,8 @@ def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, refer
 
 
 def test_falls_back_to_a_second_pass_and_says_so(model, monkeypatch):
-    import whisper_align.transcriber as module
-    import whisper_align.word_timestamps as word_timestamps
+    import whisper_align.tasks.transcribe as module
+    import whisper_align.tasks.window_words as word_timestamps
 
     monkeypatch.setattr(word_timestamps, "_captured_matrix", lambda *args, **kwargs: None)  # as if capture were impossible
     with pytest.warns(UserWarning, match="separate decoder pass"):
@@ -205,7 +205,7 @@ def test_falls_back_to_a_second_pass_and_says_so(model, monkeypatch):
 
 
 def test_bad_options_are_typed_errors(model):
-    from whisper_align.transcriber import transcribe
+    from whisper_align.tasks.transcribe import transcribe
 
     samples = np.zeros(SAMPLE_RATE, dtype=np.float32)
     with pytest.raises(DecodingError, match="word_alignment"):

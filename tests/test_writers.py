@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from whisper_align import writers
-from whisper_align.types import Result, Segment, Word
-from whisper_align.writers import OutputFormatError, format_timestamp, render, write_result
+from whisper_align.results import writers
+from whisper_align.results.types import Result, Segment, Word
+from whisper_align.results.writers import OutputFormatError, format_timestamp, render, write_result
 
 whisper_utils = pytest.importorskip("whisper.utils")
 

@@ -250,7 +250,7 @@ class Fuzzer:
     @staticmethod
     def _models() -> dict[tuple[int, int], Any]:
         try:
-            from whisper_align.model import ModelDimensions, Whisper
+            from whisper_align.model.whisper import ModelDimensions, Whisper
         except ImportError:
             return {}
         models = {}

@@ -19,14 +19,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "checkpoints",
     "save_model": "checkpoints",
-    "quantize_int8": "quantize",
-    "align": "aligner",
-    "align_corpus": "corpus",
-    "transcribe": "transcriber",
+    "quantize_int8": "model.int8",
+    "align": "tasks.align",
+    "align_corpus": "tasks.corpus",
+    "transcribe": "tasks.transcribe",
     "AlignmentConfig": "alignment.words",
-    "Word": "types",
-    "Segment": "types",
-    "Result": "types",
+    "Word": "results.types",
+    "Segment": "results.types",
+    "Result": "results.types",
 }
 __all__ = [*_LAZY, "heads", "__version__"]
 

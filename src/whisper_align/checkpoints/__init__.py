@@ -24,7 +24,7 @@ import torch
 from ..alignment.calibration import official_time_shift
 from ..errors import ModelLoadError
 from ..heads import ALIGNMENT_HEADS, AlignmentHeadsError
-from ..model import ModelInfo, Whisper
+from ..model.whisper import ModelInfo, Whisper
 from . import names
 from .common import LoadedCheckpoint
 
@@ -143,7 +143,7 @@ def save_model(
     ``dtype`` chooses the stored weights' type for CTranslate2 (float16 by default, or bfloat16, float32, int8);
     the other formats store the model's own dtype.
     """
-    if model.decoder.output is not None:  # quantize_int8 released the float weights of the linear layers
+    if model.is_quantized:  # quantize_int8 released the float weights of the linear layers
         raise ValueError("this model has int8 weights for fast CPU inference (quantize_int8) and no float weights "
                          "left to save; save the model loaded without quantizing (save_model(..., dtype=torch.int8) "
                          "writes int8 CTranslate2 weights)")

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..errors import ModelLoadError
 from ..heads import AlignmentHeadsError, pairs_to_mask, read_json_heads
-from ..model import ModelDimensions, ModelInfo, Whisper, default_alignment_heads, sinusoids
+from ..model.whisper import ModelDimensions, ModelInfo, Whisper, default_alignment_heads, sinusoids
 from .common import LoadedCheckpoint
 
 CONFIG = "config.json"
@@ -364,7 +364,7 @@ def _new_model(dims: ModelDimensions, dtype: torch.dtype) -> Whisper:
     with torch.device("meta"):
         model = Whisper(dims)
     model = model.to_empty(device="cpu").to(dtype)
-    model._set_heads_mask(default_alignment_heads(dims.n_text_layer, dims.n_text_head))
+    model.set_heads_mask(default_alignment_heads(dims.n_text_layer, dims.n_text_head))
     return model
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import ModelLoadError
 from ..heads import MAX_TEXT_HEADS, MAX_TEXT_LAYERS, AlignmentHeadsError, decode, encode, mask_to_pairs
-from ..model import ModelDimensions, Whisper, default_alignment_heads
+from ..model.whisper import ModelDimensions, Whisper, default_alignment_heads
 from . import names
 from .common import LoadedCheckpoint
 from .ctranslate2 import load_state
@@ -97,7 +97,7 @@ def _allocate(skeleton: Whisper, dtype: torch.dtype) -> Whisper:
     """``skeleton`` (a Whisper on the meta device) given uninitialised storage in ``dtype``, with default heads;
     :func:`.ctranslate2.new_model`'s steps, reusing the skeleton whose shapes were already checked."""
     model = skeleton.to_empty(device="cpu").to(dtype)
-    model._set_heads_mask(default_alignment_heads(model.dims.n_text_layer, model.dims.n_text_head))
+    model.set_heads_mask(default_alignment_heads(model.dims.n_text_layer, model.dims.n_text_head))
     return model
 
 

@@ -38,7 +38,7 @@ def load(args: argparse.Namespace):  # noqa: ANN201 - returns (model, AlignmentC
         mask = resolve_heads(args.heads, model.dims.n_text_layer, model.dims.n_text_head)
         model.set_alignment_head_pairs([tuple(p) for p in zip(*mask.nonzero())])
     if args.int8:
-        from ..quantize import quantize_int8
+        from ..model.int8 import quantize_int8
 
         model = quantize_int8(model)
     return model, AlignmentConfig(mode=args.mode)
@@ -52,7 +52,7 @@ def print_words(result) -> None:  # noqa: ANN001
 
 def run_manifest(args: argparse.Namespace) -> int:
     """``align --manifest IN --out OUT``: paths checked before the model loads; exit 1 if any line failed."""
-    from ..corpus import align_corpus, check_corpus_paths
+    from ..tasks.corpus import align_corpus, check_corpus_paths
 
     if args.audio or args.text or args.text_file:
         raise TranscriptError("--manifest takes audio and text from the manifest; drop AUDIO/--text")
@@ -75,7 +75,7 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from ..aligner import align
+    from ..tasks.align import align
 
     if args.manifest:
         return run_manifest(args)
@@ -101,7 +101,7 @@ def run_align(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from ..aligner import align
+    from ..tasks.align import align
 
     audio, text_file = REPO_SAMPLES / "demo.wav", REPO_SAMPLES / "demo.txt"
     if not audio.is_file() or not text_file.is_file():

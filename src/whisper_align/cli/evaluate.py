@@ -4,8 +4,8 @@
     whisper-align eval manifest.jsonl --model base --heads '[[3,1],[4,2]]' --mode conformance --json out.json
     whisper-align eval manifest.jsonl --per-utterance --tolerance 0.02
 
-Each utterance's text is force-aligned to its audio (:func:`whisper_align.aligner.align`: one window up to 30 s,
-window by window beyond), then scored with :func:`whisper_align.evaluation.score` (median and mean errors,
+Each utterance's text is force-aligned to its audio (:func:`whisper_align.tasks.align.align`: one window up to 30 s,
+window by window beyond), then scored with :func:`whisper_align.results.evaluation.score` (median and mean errors,
 shares within 20/50/100/200 ms, boundary precision/recall/F1 at ``--tolerance``).
 """
 
@@ -52,14 +52,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from ..aligner import align
     from ..alignment.words import AlignmentConfig
     from ..checkpoints import load_model
-    from ..discovery import write_json_atomic
+    from ..checkpoints.tokenizers import get_tokenizer
     from ..errors import ManifestError, WhisperAlignError
-    from ..evaluation import format_table, load_manifest, score
     from ..heads import mask_to_pairs, resolve_heads
-    from ..tokenizer import get_tokenizer
+    from ..heads.discovery import write_json_atomic
+    from ..results.evaluation import format_table, score
+    from ..results.manifest import load_manifest
+    from ..tasks.align import align
 
     utterances = load_manifest(args.manifest, check_audio=True)
     labelled = [u for u in utterances if u.words is not None]
@@ -71,7 +72,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     if args.heads:
         mask = resolve_heads(args.heads, model.dims.n_text_layer, model.dims.n_text_head)
-        model._set_heads_mask(torch.from_numpy(mask))
+        model.set_heads_mask(torch.from_numpy(mask))
     heads_label = args.heads or model.info.heads_source
     tokenizer = get_tokenizer(model, language=args.language)
     config = AlignmentConfig(mode=args.mode)

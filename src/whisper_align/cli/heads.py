@@ -254,7 +254,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(H.format_grid(heads.mask))
     print("pairs:", json.dumps(H.mask_to_pairs(heads.mask)))
     if args.png:
-        from ..plots import plot_heads_grid
+        from ..results.plots import plot_heads_grid
 
         plot_heads_grid(heads.mask, args.png, title=heads.label)
         print(f"wrote {args.png}", file=sys.stderr)
@@ -314,15 +314,16 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    """``heads find``: capture, search, report, and optionally write and draw (see :mod:`whisper_align.discovery`)."""
+    """``heads find``: capture, search, report, and optionally write and draw (see :mod:`whisper_align.heads.discovery`)."""
     import warnings
 
-    from .. import discovery as D
     from ..alignment.words import AlignmentConfig
     from ..checkpoints import load_model
+    from ..checkpoints.tokenizers import get_tokenizer
     from ..errors import ManifestError
-    from ..evaluation import format_table, load_manifest
-    from ..tokenizer import get_tokenizer
+    from ..heads import discovery as D
+    from ..results.evaluation import format_table
+    from ..results.manifest import load_manifest
 
     utterances = load_manifest(args.data, check_audio=True)[: args.limit]
     labelled = any(u.words for u in utterances)
@@ -356,17 +357,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     assert found is not None
 
     L, Hn = captures.n_text_layer, captures.n_text_head
-    print(f"{args.model}: {L} decoder layers x {Hn} heads; {len(captures.captures)} utterances captured"
-          + (f", {len(captures.skipped)} skipped" if captures.skipped else ""))
-    print(f"found {int(found.mask.sum())} alignment heads ({found.method}):")
-    print(H.format_grid(found.mask))
-    print("pairs:", json.dumps(found.pairs))
-    print("openai dump:", found.dump)
-    if found.time_shift is not None:
-        basis = ("median signed error on the training part, negated" if found.method == "supervised"
-                 else "their median boundary moved to where the default last-half heads put it")
-        print(f"time shift for these heads: {found.time_shift:+.3f} s ({basis}; --write stores it)")
-
+    _print_found(args.model, captures, found)
     payload: dict = {"model": args.model, "shape": [L, Hn], "mode": args.mode, "manifest": str(args.data),
                      "skipped": captures.skipped, "found": found.to_dict()}
     if supervised is not None and unsupervised is not None:
@@ -401,10 +392,25 @@ def cmd_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_found(model_name: str, captures, found) -> None:  # noqa: ANN001
+    """What ``heads find`` found: the grid, the pairs, the dump and the time shift."""
+    L, Hn = captures.n_text_layer, captures.n_text_head
+    print(f"{model_name}: {L} decoder layers x {Hn} heads; {len(captures.captures)} utterances captured"
+          + (f", {len(captures.skipped)} skipped" if captures.skipped else ""))
+    print(f"found {int(found.mask.sum())} alignment heads ({found.method}):")
+    print(H.format_grid(found.mask))
+    print("pairs:", json.dumps(found.pairs))
+    print("openai dump:", found.dump)
+    if found.time_shift is not None:
+        basis = ("median signed error on the training part, negated" if found.method == "supervised"
+                 else "their median boundary moved to where the default last-half heads put it")
+        print(f"time shift for these heads: {found.time_shift:+.3f} s ({basis}; --write stores it)")
+
+
 def _write_found_heads(model, path: Path, pairs: list[list[int]], time_shift: float | None) -> Path:  # noqa: ANN001
     """Store ``pairs`` (and the time shift measured for them, if any) where the checkpoint at ``path`` keeps its
     heads: CTranslate2 config.json, Hugging Face generation_config.json, or the .pt re-saved. Returns the file."""
-    from ..discovery import write_json_atomic
+    from ..heads.discovery import write_json_atomic
 
     folder = path if path.is_dir() else path.parent
     if model.info.format == "ctranslate2":
@@ -431,8 +437,8 @@ def _write_found_heads(model, path: Path, pairs: list[list[int]], time_shift: fl
 
 def _draw_find(captures, found, config, ids: list[str], png: Path) -> None:  # noqa: ANN001
     """The head-score heat map into ``png`` and one utterance's alignment into ``<png stem>_alignment.png``."""
-    from ..head_scoring import dtw_path, set_matrix, word_times
-    from ..plots import plot_alignment, plot_head_scores
+    from ..heads.scoring import dtw_path, set_matrix, word_times
+    from ..results.plots import plot_alignment, plot_head_scores
 
     label = "single-head objective" if found.method == "supervised" else "agreement with consensus"
     plot_head_scores(found.head_scores, png, chosen=found.mask, label=label,

@@ -5,7 +5,7 @@
     whisper-align transcribe talk.wav --word-timestamps --output-format vtt --highlight-words
 
 Word timestamps come from the attention captured while decoding (no second decoder pass); see
-:mod:`whisper_align.transcriber`.
+:mod:`whisper_align.tasks.transcribe`.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         print("whisper-align: --highlight-words needs --word-timestamps; ignoring it", file=sys.stderr)
     model = load_model(args.model, args.device)
     if args.int8:
-        from ..quantize import quantize_int8
+        from ..model.int8 import quantize_int8
 
         model = quantize_int8(model)
     failed: list[str] = []
@@ -120,8 +120,8 @@ def _check_output_dir(folder: Path) -> None:
 def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Path) -> None:  # noqa: ANN001
     """Transcribe one file and write it in the chosen formats, printing each path written."""
     from ..alignment.words import AlignmentConfig
-    from ..transcriber import transcribe
-    from ..writers import write_result
+    from ..results.writers import write_result
+    from ..tasks.transcribe import transcribe
 
     result = transcribe(
         model,

@@ -12,7 +12,7 @@ from typing import Protocol, Sequence
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import DecodingError
+from ..errors import DecodingError
 
 
 class LogitFilter(Protocol):

@@ -132,7 +132,7 @@ class Result:
         return cls(text=str(text), segments=segments, language=data.get("language"))
 
     def render(self, fmt: str, **options: Any) -> str:
-        """The result as text in one of the formats of :mod:`whisper_align.writers` (``"srt"``, ``"vtt"``,
+        """The result as text in one of the formats of :mod:`whisper_align.results.writers` (``"srt"``, ``"vtt"``,
         ``"json"``, ``"textgrid"``, ``"tsv"``, ``"txt"``); ``options`` go to that writer."""
         from .writers import render
 

@@ -6,13 +6,13 @@ skip, ``clip_timestamps``, the prompt from earlier windows (reset after a hot te
 options give the same tokens and segments.
 
 Word timestamps differ in where the attention comes from: the decoder is asked for the alignment heads'
-cross-attention at every step (:class:`~whisper_align.decoding.DecodingOptions` ``capture_attention``), so the
+cross-attention at every step (:class:`~whisper_align.tasks.decoding.DecodingOptions` ``capture_attention``), so the
 scores of the accepted tokens are already there when a window is done. Per window, the rows of its text tokens
 (each row being the query that predicted that token, plus the last text token's row) go through the aligner's
 steps — :func:`~whisper_align.alignment.attention.alignment_matrix`, then
 :func:`~whisper_align.alignment.words.align_words` in the mode of ``alignment_config`` (the aligner's default
 mode, or ``"conformance"`` for openai-whisper's rules) and the punctuation merge — followed by openai's
-heuristics for long words at segment boundaries (all in :mod:`whisper_align.word_timestamps`).
+heuristics for long words at segment boundaries (all in :mod:`whisper_align.tasks.window_words`).
 Where capture is impossible (a window whose decoding filled the whole text context) a separate pass over
 ``[sot sequence, <|notimestamps|>, text, EOT]`` is run for that window, as openai-whisper always does; the result's
 ``second_pass_windows`` counts such windows and a warning says so.
@@ -38,15 +38,24 @@ from typing import Any, Sequence
 import numpy as np
 from torch import Tensor
 
-from .alignment.words import AlignmentConfig, resolve_config
-from .audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE, log_mel_spectrogram, pad_or_trim
+from ..alignment.words import AlignmentConfig, resolve_config
+from ..checkpoints.tokenizers import get_tokenizer
+from ..errors import TranscriptError
+from ..frontend.audio import (
+    FRAMES_PER_SECOND,
+    HOP_LENGTH,
+    N_FRAMES,
+    N_SAMPLES,
+    SAMPLE_RATE,
+    log_mel_spectrogram,
+    pad_or_trim,
+)
+from ..frontend.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer
+from ..model.whisper import Whisper
+from ..results.types import Result, Segment
 from .decoding import DecodingError, DecodingOptions, DecodingResult, DecodingTask, detect_language
-from .errors import TranscriptError
-from .model import Whisper
-from .tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer, get_tokenizer
-from .types import Result, Segment
-from .word_timestamps import DecodedWindow as _Window
-from .word_timestamps import add_word_timestamps, end_of_last_word, skip_hallucinations
+from .window_words import DecodedWindow as _Window
+from .window_words import add_word_timestamps, end_of_last_word, skip_hallucinations
 
 WORD_ALIGNMENTS = ("captured", "second_pass")
 

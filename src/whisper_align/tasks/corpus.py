@@ -2,9 +2,9 @@
 
 Short clips are mostly padding when each gets its own 30 s window, so clips are *packed*: consecutive clips go
 into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
-:class:`~whisper_align.aligner.Piece` whose attention is cropped to its own stretch of the window, so the clips do
+:class:`~whisper_align.tasks.align.Piece` whose attention is cropped to its own stretch of the window, so the clips do
 not see each other's text (the encoder still hears its neighbours). Clips longer than a window go through
-:func:`~whisper_align.aligner.align_long`.
+:func:`~whisper_align.tasks.align.align_long`.
 
 **Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
 the manifest alone: consecutive lines in manifest order, each clip's length read from its audio file's header,
@@ -32,14 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .aligner import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
-from .alignment.words import AlignmentConfig, resolve_config
-from .audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
+from ..alignment.words import AlignmentConfig, resolve_config
+from ..checkpoints.tokenizers import get_tokenizer
+from ..errors import ManifestError, WhisperAlignError
+from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
+from ..frontend.tokenizer import Tokenizer
+from ..model.whisper import Whisper
+from ..results.manifest import ManifestProblem, Utterance, scan_manifest
+from .align import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
 from .corpus_output import CorpusOutput, Record
-from .errors import ManifestError, WhisperAlignError
-from .evaluation import ManifestProblem, Utterance, scan_manifest
-from .model import Whisper
-from .tokenizer import Tokenizer, get_tokenizer
 
 GAP_SECONDS = 0.5  # silence between packed clips
 _GAP = int(GAP_SECONDS * SAMPLE_RATE)

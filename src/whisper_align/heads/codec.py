@@ -1,26 +1,17 @@
-"""Alignment heads: which decoder cross-attention heads follow the audio closely enough to time words.
+"""The official alignment heads, and alignment heads as a mask, a dump and pairs, with the conversions between them.
 
-A Whisper decoder has ``n_text_layer x n_text_head`` cross-attention heads; a handful of them (picked by openai
-per model) give a clean monotonic text-to-audio alignment. This module knows those picks for the 14 official
-model names and moves them between every form they circulate in:
+The official heads: openai's dumps for the 14 model names, each family's decoder shape, and whisper.cpp's
+preset names for them. The forms:
 
 * **mask**: a bool numpy array of shape (layers, heads), True at an alignment head. The form everything
   converts through.
 * **dump**: openai's compact form, ``base85(gzip(mask.tobytes()))`` (``whisper/__init__.py``'s
   ``_ALIGNMENT_HEADS``, decoded by ``Whisper.set_alignment_heads``). See :func:`decode` and :func:`encode`.
-* **pairs**: ``[[layer, head], ...]``, the form of the ``alignment_heads`` key in a Hugging Face
-  ``generation_config.json`` and in a CTranslate2 model's ``config.json``. See :func:`read_json_heads`.
-* **whisper.cpp**: a C initializer of ``whisper_ahead`` structs, ``{ {1, 0}, {2, 0}, ... }``, and its
-  ``-dtw`` preset names. See :func:`to_whisper_cpp`.
+* **pairs**: ``[[layer, head], ...]``, the form of Hugging Face's and CTranslate2's configs.
 
-:func:`resolve_heads` reads any of these from one string (what every CLI ``--heads`` option takes).
-
-Every reader here takes untrusted input (a CLI argument, a config file, a checkpoint's metadata): whatever it is
-given, it returns a checked result or raises :class:`AlignmentHeadsError`, and its memory stays bounded by the
-decoder's shape (a dump is inflated to at most layers x heads bytes plus a small margin, never further).
-
-This module imports only ``errors`` of the package (which imports nothing), numpy and the standard library, so
-anything may use it, without torch.
+Every reader here takes untrusted input: whatever it is given, it returns a checked result or raises
+:class:`AlignmentHeadsError`, and its memory stays bounded by the decoder's shape (a dump is inflated to at most
+layers x heads bytes plus a small margin, never further). Imports only ``errors`` of the package; no torch.
 """
 
 from __future__ import annotations
@@ -30,20 +21,15 @@ import binascii
 import difflib
 import gzip
 import io
-import json
-import os
-import re
 import struct
-import tempfile
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import AlignmentHeadsError
+from ..errors import AlignmentHeadsError
 
 # Bounds on a decoder's shape: far above any Whisper's (32 layers x 20 heads), yet a mask of layers x heads bytes
 # stays small; everything a reader may allocate follows from them.
@@ -55,6 +41,17 @@ _SIZE_MARGIN = 4096
 # Largest layer or head number a list of pairs may hold before a shape is known (to_whisper_cpp, the JSON
 # writer): anything past it cannot index a decoder, and cannot be printed once past 4300 digits.
 _MAX_INDEX = 2**31 - 1
+
+
+def _brief(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting untrusted input in a message (never raises)."""
+    try:
+        text = repr(value)
+    except Exception:  # noqa: BLE001 - a huge int (over 4300 digits) or a broken __repr__
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 
 
 # ---- the official heads ----------------------------------------------------------------------------------------
@@ -92,6 +89,26 @@ _OFFICIAL = [
     ("large-v3-turbo", "turbo", b"ABzY8j^C+e0{>%RARaKHP%t(lGR*)0g!tONPyhe`", 1705631630),
     ("turbo", "turbo", b"ABzY8j^C+e0{>%RARaKHP%t(lGR*)0g!tONPyhe`", 1705631630),
 ]
+
+
+# official name -> the preset name whisper.cpp's examples take as `-dtw NAME` (mapped there to the enum
+# WHISPER_AHEADS_<NAME> in whisper.h). "large.v3.turbo" exists in newer whisper.cpp versions only.
+_WHISPER_CPP_PRESETS = {
+    "tiny.en": "tiny.en",
+    "tiny": "tiny",
+    "base.en": "base.en",
+    "base": "base",
+    "small.en": "small.en",
+    "small": "small",
+    "medium.en": "medium.en",
+    "medium": "medium",
+    "large-v1": "large.v1",
+    "large-v2": "large.v2",
+    "large-v3": "large.v3",
+    "large": "large.v3",
+    "large-v3-turbo": "large.v3.turbo",
+    "turbo": "large.v3.turbo",
+}
 
 
 @dataclass(frozen=True)
@@ -141,15 +158,6 @@ def _unknown_name_message(name: str) -> str:
     close = difflib.get_close_matches(name[:64].lower(), list(ALIGNMENT_HEADS), n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"unknown model name {_brief(name)}.{hint} Official names: {', '.join(ALIGNMENT_HEADS)}"
-
-
-def _brief(value: object, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for quoting untrusted input in a message (never raises)."""
-    try:
-        text = repr(value)
-    except Exception:  # noqa: BLE001 - a huge int (over 4300 digits) or a broken __repr__
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def official_matches(mask: Any) -> list[str]:
@@ -427,320 +435,3 @@ def pairs_to_mask(pairs: Any, n_text_layer: int, n_text_head: int) -> np.ndarray
     for layer, head in checked:
         mask[layer, head] = True
     return mask
-
-
-# ---- Hugging Face / CTranslate2 JSON ----------------------------------------------------------------------------
-
-JSON_KEY = "alignment_heads"
-# in a folder: Hugging Face keeps the heads in generation_config.json, CTranslate2 in config.json
-_JSON_FILES = ("generation_config.json", "config.json")
-
-
-def find_json_heads_file(folder: str | os.PathLike[str]) -> Path | None:
-    """The JSON file in a model folder that has an ``alignment_heads`` key, if any."""
-    for name in _JSON_FILES:
-        path = _as_path(folder, "a model folder") / name
-        if path.is_file() and read_json_heads(path) is not None:
-            return path
-    return None
-
-
-def _as_path(source: Any, what: str) -> Path:
-    if not isinstance(source, (str, os.PathLike)):
-        raise AlignmentHeadsError(f"{what} must be a path (str or os.PathLike), got {type(source).__name__}")
-    return Path(source)
-
-
-def _load_json(text: str | bytes, where: str) -> Any:
-    """``json.loads``, with every way it fails (syntax, nesting too deep, a 5000-digit number) as one error."""
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise AlignmentHeadsError(f"{where} is not valid JSON: {str(error)[:200]}") from None
-
-
-def _read_json_object(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = path.read_bytes()
-    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the path
-        raise AlignmentHeadsError(f"cannot {what} {path}: {getattr(error, 'strerror', None) or error}") from None
-    config = _load_json(data, str(path))
-    if not isinstance(config, dict):
-        raise AlignmentHeadsError(f"{path} holds a JSON {type(config).__name__}, not an object")
-    return config
-
-
-def read_json_heads(source: str | os.PathLike[str] | Mapping[str, Any]) -> list[list[int]] | None:
-    """The ``alignment_heads`` pairs of a HF ``generation_config.json`` / CTranslate2 ``config.json``.
-
-    ``source`` is the parsed dict, the file, or a model folder (generation_config.json, then config.json).
-    Returns None when there is no such key (or it is null); a malformed file or value is an error.
-    """
-    if isinstance(source, Mapping):
-        config: Mapping[str, Any] = source
-        where = "the config"
-    else:
-        path = _as_path(source, "the heads source")
-        if path.is_dir():
-            found = find_json_heads_file(path)
-            if found is None:
-                return None
-            path = found
-        where = str(path)
-        config = _read_json_object(path, "read")
-    value = config.get(JSON_KEY)
-    if value is None:
-        return None
-    try:
-        return _check_pairs(value)
-    except AlignmentHeadsError as error:
-        raise AlignmentHeadsError(f"{where}: {JSON_KEY!r} is malformed: {error}") from None
-
-
-def write_json_heads(path: str | os.PathLike[str], pairs: Any) -> None:
-    """Set ``alignment_heads`` in the JSON file ``path`` (other keys kept), or create it with just that key.
-
-    Written atomically (a temporary file in the same folder, then ``os.replace``), so a crash never leaves a
-    half-written config.
-    """
-    checked = _check_pairs(pairs)
-    path = _as_path(path, "the JSON file to write")
-    config: dict[str, Any] = {}
-    if path.exists():
-        try:
-            config = _read_json_object(path, "update")
-        except AlignmentHeadsError as error:
-            raise AlignmentHeadsError(f"cannot update {path}: not a readable JSON object ({error})") from None
-    config[JSON_KEY] = checked
-    text = json.dumps(config, indent=2, ensure_ascii=False) + "\n"
-    try:
-        _write_atomically(path, text)
-    except (OSError, ValueError) as error:
-        raise AlignmentHeadsError(f"cannot write {path}: {getattr(error, 'strerror', None) or error}") from None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-# ---- whisper.cpp -------------------------------------------------------------------------------------------------
-
-# official name -> the preset name whisper.cpp's examples take as `-dtw NAME` (mapped there to the enum
-# WHISPER_AHEADS_<NAME> in whisper.h). "large.v3.turbo" exists in newer whisper.cpp versions only.
-_WHISPER_CPP_PRESETS = {
-    "tiny.en": "tiny.en",
-    "tiny": "tiny",
-    "base.en": "base.en",
-    "base": "base",
-    "small.en": "small.en",
-    "small": "small",
-    "medium.en": "medium.en",
-    "medium": "medium",
-    "large-v1": "large.v1",
-    "large-v2": "large.v2",
-    "large-v3": "large.v3",
-    "large": "large.v3",
-    "large-v3-turbo": "large.v3.turbo",
-    "turbo": "large.v3.turbo",
-}
-
-
-def whisper_cpp_preset(name: str) -> str:
-    """whisper.cpp's ``-dtw`` preset name for an official model name, e.g. "large-v2" -> "large.v2".
-
-    whisper.cpp's command-line tools (``whisper-cli``, ``whisper-server``) take ``-dtw PRESET`` and set
-    ``whisper_context_params.dtw_aheads_preset`` to the matching ``WHISPER_AHEADS_*`` enum value; its presets
-    hold the same heads as openai's dumps.
-    """
-    if not isinstance(name, str):
-        raise AlignmentHeadsError(f"a model name must be a str, got {type(name).__name__}")
-    if name in _WHISPER_CPP_PRESETS:
-        return _WHISPER_CPP_PRESETS[name]
-    if name in _WHISPER_CPP_PRESETS.values():
-        return name
-    raise AlignmentHeadsError(_unknown_name_message(name))
-
-
-def to_whisper_cpp(pairs: Any) -> str:
-    """The heads as whisper.cpp's C initializer of ``whisper_ahead`` structs: ``{ {1, 0}, {2, 0}, {2, 5} }``.
-
-    whisper.cpp (``whisper.h``) has no text or file format for custom heads: its tools only know the ``-dtw``
-    presets (:func:`whisper_cpp_preset`). Custom heads go through the C API: an array
-    ``whisper_ahead heads[] = { {n_text_layer, n_head}, ... };`` (the form of whisper.cpp's own preset tables
-    ``g_aheads_tiny_en`` etc. in ``whisper.cpp``), given as ``whisper_context_params.dtw_aheads =
-    { n_heads, heads }`` with ``dtw_aheads_preset = WHISPER_AHEADS_CUSTOM`` and ``dtw_token_timestamps = true``.
-    This returns the initializer, ready to paste after ``static const whisper_ahead heads[] =``.
-    """
-    return "{ " + ", ".join(f"{{{l}, {h}}}" for l, h in _check_pairs(pairs)) + " }"
-
-
-_CPP_PAIR = re.compile(r"\{\s*(-?\d+)\s*,\s*(-?\d+)\s*\}")
-
-
-def _require_text(text: Any, what: str) -> str:
-    if not isinstance(text, str):
-        raise AlignmentHeadsError(f"{what} must be a str, got {type(text).__name__}")
-    return text
-
-
-def _index(digits: str) -> int:
-    """A layer or head number written in text; refuses numbers far past any decoder (and Python's 4300-digit cap)."""
-    if len(digits.lstrip("-")) > 30:
-        raise AlignmentHeadsError(f"the layer or head number {digits[:20]}... ({len(digits)} digits) is far too large")
-    return int(digits)
-
-
-def from_whisper_cpp(text: str) -> list[list[int]]:
-    """Pairs from whisper.cpp's ``{ {layer, head}, ... }`` initializer (see :func:`to_whisper_cpp`).
-
-    A whole declaration (``static const whisper_ahead x[] = { ... };``) is accepted too.
-    """
-    body = _require_text(text, "whisper.cpp heads").strip().rstrip(";").strip()
-    if "=" in body:
-        body = body.split("=", 1)[1].strip()
-    if not (body.startswith("{") and body.endswith("}")):
-        raise AlignmentHeadsError(
-            f"not a whisper.cpp heads initializer like '{{ {{1, 0}}, {{2, 5}} }}': {_brief(text)}"
-        )
-    inner = body[1:-1]
-    pairs = [[_index(l), _index(h)] for l, h in _CPP_PAIR.findall(inner)]
-    leftover = _CPP_PAIR.sub("", inner).replace(",", "").strip()
-    if leftover or not pairs:
-        raise AlignmentHeadsError(
-            f"cannot read whisper.cpp heads {_brief(text)}: expected '{{ {{layer, head}}, ... }}'"
-        )
-    return pairs
-
-
-# ---- one string, any form ----------------------------------------------------------------------------------------
-
-_PAIR_TEXT = r"\d+\s*:\s*\d+"
-# "1:0,2:5", "1:0 2:5", "1 : 0; 2 : 5,". Written so that no two quantifiers can share the same characters (each
-# separator is either some space around one comma/semicolon, or space alone), which keeps a failing match linear
-# in the text's length instead of quadratic. Used with fullmatch.
-_COLON_PAIRS = re.compile(rf"\s*{_PAIR_TEXT}(?:(?:\s*[,;]\s*|\s+){_PAIR_TEXT})*(?:\s*[,;])?\s*")
-_NAME_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,30}$")
-
-
-def parse_colon_pairs(text: str) -> list[list[int]]:
-    """Pairs from ``"1:0,2:5"`` (layer:head, separated by commas, semicolons or spaces)."""
-    if not _COLON_PAIRS.fullmatch(_require_text(text, "'layer:head' pairs")):
-        raise AlignmentHeadsError(f"cannot read {_brief(text)} as 'layer:head' pairs like '1:0,2:5'")
-    return [[_index(l), _index(h)] for l, h in re.findall(r"(\d+)\s*:\s*(\d+)", text)]
-
-
-def parse_pairs_text(text: str) -> list[list[int]] | None:
-    """Pairs from a JSON list, a 'layer:head' list or a whisper.cpp initializer; None if ``text`` is none of those."""
-    stripped = _require_text(text, "alignment-heads pairs").strip()
-    if stripped.startswith("["):
-        value = _load_json(stripped, f"{_brief(text)} (JSON [[layer, head], ...] pairs)")
-        return _check_pairs(value)
-    if stripped.startswith("{") or "whisper_ahead" in stripped:
-        return from_whisper_cpp(stripped)
-    if _COLON_PAIRS.fullmatch(stripped):
-        return parse_colon_pairs(stripped)
-    return None
-
-
-def resolve_heads(spec: str, n_text_layer: int, n_text_head: int) -> np.ndarray:
-    """The mask a heads ``spec`` names, for a model with ``n_text_layer`` x ``n_text_head`` decoder heads.
-
-    ``spec`` is, in the order tried: an official name ("tiny.en") or whisper.cpp preset ("large.v3"); a path
-    to a JSON file or model folder with an ``alignment_heads`` key (HF / CTranslate2); JSON pairs
-    ("[[1,0],[2,5]]"); "layer:head" pairs ("1:0,2:5"); a whisper.cpp initializer ("{ {1, 0}, {2, 5} }");
-    or an openai dump.
-    """
-    n_text_layer, n_text_head = _check_shape(n_text_layer, n_text_head)
-    spec = _require_text(spec, "an alignment-heads spec").strip()
-    if not spec:
-        raise AlignmentHeadsError("empty alignment-heads spec")
-    if is_official_name(spec):
-        official = official_heads(spec)
-        if official.shape != (n_text_layer, n_text_head):
-            raise AlignmentHeadsError(
-                f"the official heads of {official.name} are for {_shape_text(*official.shape)}, but this model has "
-                f"{_shape_text(n_text_layer, n_text_head)}; pick the heads of a model of this size"
-            )
-        return official.mask()
-    if os.path.exists(spec):
-        pairs = read_json_heads(spec)
-        if pairs is None:
-            raise AlignmentHeadsError(
-                f"{spec} has no {JSON_KEY!r} key (looked in a JSON file, or a folder's "
-                f"{' / '.join(_JSON_FILES)})"
-            )
-        return pairs_to_mask(pairs, n_text_layer, n_text_head)
-    pairs = parse_pairs_text(spec)
-    if pairs is not None:
-        return pairs_to_mask(pairs, n_text_layer, n_text_head)
-    if _NAME_LIKE.match(spec) and not spec.startswith("ABzY8"):  # every gzip dump starts with ABzY8
-        raise AlignmentHeadsError(
-            _unknown_name_message(spec) + "; or give a JSON file, [[layer, head], ...] pairs, 'layer:head' pairs, "
-            "a whisper.cpp '{ {layer, head}, ... }' list or an openai dump"
-        )
-    return decode(spec, n_text_layer, n_text_head)
-
-
-# ---- display -----------------------------------------------------------------------------------------------------
-
-
-def format_grid(mask: Any, on: str = "X", off: str = ".") -> str:
-    """A text grid, one row per decoder layer, one column per head, alignment heads marked ``on``::
-
-            0 1 2 3 4 5
-        L0  . . . . . .
-        L1  X . . . . .
-    """
-    if not (isinstance(on, str) and isinstance(off, str)):
-        raise AlignmentHeadsError(f"the grid's marks must be str, got {type(on).__name__} and {type(off).__name__}")
-    array = _as_mask(mask)
-    n_layers, n_heads = array.shape
-    width = max(len(str(n_heads - 1)), len(on), len(off))
-    label = len(f"L{n_layers - 1}")
-    header = " " * label + "  " + " ".join(f"{h:>{width}}" for h in range(n_heads))
-    rows = [
-        f"{'L' + str(l):<{label}}  " + " ".join(f"{on if array[l, h] else off:>{width}}" for h in range(n_heads))
-        for l in range(n_layers)
-    ]
-    return "\n".join([header.rstrip(), *rows])
-
-
-__all__ = [
-    "ALIGNMENT_HEADS",
-    "AlignmentHeadsError",
-    "JSON_KEY",
-    "MAX_TEXT_HEADS",
-    "MAX_TEXT_LAYERS",
-    "OfficialHeads",
-    "decode",
-    "encode",
-    "find_json_heads_file",
-    "format_grid",
-    "from_whisper_cpp",
-    "gunzip_dump",
-    "gzip_mtime",
-    "is_official_name",
-    "mask_to_pairs",
-    "official_heads",
-    "official_matches",
-    "official_shape_for_size",
-    "pairs_to_mask",
-    "parse_colon_pairs",
-    "parse_pairs_text",
-    "read_json_heads",
-    "resolve_heads",
-    "to_whisper_cpp",
-    "whisper_cpp_preset",
-    "write_json_heads",
-]

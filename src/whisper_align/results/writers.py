@@ -1,4 +1,4 @@
-"""Writing a :class:`~whisper_align.types.Result` as JSON, SRT, WebVTT, Praat TextGrid, TSV or plain text.
+"""Writing a :class:`~whisper_align.results.types.Result` as JSON, SRT, WebVTT, Praat TextGrid, TSV or plain text.
 
 JSON, SRT, VTT, TSV and TXT match openai-whisper's ``whisper.utils`` writers byte for byte on the same result
 (including how subtitles are cut into lines and cues by ``max_line_width`` / ``max_line_count`` /
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TextIO, Union
 
-from .errors import OutputFormatError
+from ..errors import OutputFormatError
 from .types import Result
 
 ResultLike = Union[Result, Mapping[str, Any]]

@@ -1,7 +1,7 @@
 """Word timestamps for the segments of one decoded window, and openai-whisper's clean-ups that use them.
 
 :func:`add_word_timestamps` takes the alignment heads' attention captured while the window was decoded (the rows
-of its text tokens; see :class:`~whisper_align.decoding.DecodingOptions` ``capture_attention``), or, where capture
+of its text tokens; see :class:`~whisper_align.tasks.decoding.DecodingOptions` ``capture_attention``), or, where capture
 was impossible, runs one separate decoder pass as openai-whisper does; then the aligner's steps
 (:func:`~whisper_align.alignment.attention.alignment_matrix`, :func:`~whisper_align.alignment.words.align_words`,
 the punctuation merge) and openai's rules for overlong words at segment edges. :func:`skip_hallucinations` is
@@ -16,14 +16,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .alignment.attention import alignment_matrix
-from .alignment.words import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, TOKENS_PER_SECOND, AlignmentConfig,
-                              WordTiming, align_words, merge_punctuations, truncate_sentence_marks)
-from .audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, SAMPLE_RATE
+from ..alignment.attention import alignment_matrix
+from ..alignment.words import (
+    APPEND_PUNCTUATIONS,
+    PREPEND_PUNCTUATIONS,
+    TOKENS_PER_SECOND,
+    AlignmentConfig,
+    WordTiming,
+    align_words,
+    merge_punctuations,
+    truncate_sentence_marks,
+)
+from ..frontend.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, SAMPLE_RATE
+from ..frontend.tokenizer import Tokenizer
+from ..model.whisper import Whisper
+from ..results.types import Segment, Word
 from .decoding import DecodingResult
-from .model import Whisper
-from .tokenizer import Tokenizer
-from .types import Segment, Word
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import PlotDependencyError
+from ..errors import PlotDependencyError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -48,7 +48,7 @@ def plot_heads_grid(
     ``mask`` is a bool (layers, heads) array (see :mod:`whisper_align.heads`). Draws on ``ax`` if given,
     else on a new figure sized to the grid. Returns the figure.
     """
-    from .heads import AlignmentHeadsError
+    from ..heads import AlignmentHeadsError
 
     array = np.asarray(mask, dtype=bool)
     if array.ndim != 2 or array.size == 0:

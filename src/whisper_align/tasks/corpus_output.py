@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DamagedOutputError, OutputError
+from ..errors import DamagedOutputError, OutputError
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .alignment.attention import alignment_matrix
-from .alignment.words import (
+from ..alignment.attention import alignment_matrix
+from ..alignment.words import (
     AlignmentConfig,
     WordTiming,
     align_words,
@@ -30,7 +30,9 @@ from .alignment.words import (
     resolve_config,
     truncate_sentence_marks,
 )
-from .audio import (
+from ..checkpoints.tokenizers import get_tokenizer
+from ..errors import TranscriptError
+from ..frontend.audio import (
     N_FRAMES,
     N_SAMPLES,
     N_SAMPLES_PER_TOKEN,
@@ -41,10 +43,9 @@ from .audio import (
     log_mel_spectrogram,
     pad_or_trim,
 )
-from .errors import TranscriptError
-from .model import KVCache, Whisper
-from .tokenizer import Tokenizer, get_tokenizer
-from .types import Result, Segment, Word
+from ..frontend.tokenizer import Tokenizer
+from ..model.whisper import Whisper
+from ..results.types import Result, Segment, Word
 
 WINDOW_POSITIONS = N_FRAMES // 2  # 1500 encoder positions (20 ms each) in a 30 s window
 
@@ -107,11 +108,8 @@ def run_pieces(
                 f"a stretch of {width} tokens does not fit the decoder's context of {model.dims.n_text_ctx}"
             )
         features = audio_features[w : w + 1]
-        cache = KVCache()
         n_layers = model.dims.n_text_layer if probabilities else max(by_layer) + 1
-        for layer in range(n_layers):  # shared cross-attention keys/values: computed once per window
-            k, v = model.decoder.blocks[layer].cross_attn.project_audio(features)
-            cache.cross_kv[layer] = (k.expand(len(seqs), -1, -1, -1), v.expand(len(seqs), -1, -1, -1))
+        cache = model.decoder.shared_audio_cache(features, len(seqs), n_layers)
         logits, scores = model.decoder(
             tokens, features.expand(len(seqs), -1, -1), cache=cache, qk_heads=by_layer, logits=probabilities
         )

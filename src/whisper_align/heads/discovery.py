@@ -6,7 +6,7 @@ Three stages:
    transcript that returns the pre-softmax cross-attention scores of *every* head of every layer, cropped to
    the real audio and kept in float16. This is the only model work; clips longer than 30 s (or whose text
    does not fit) are skipped and listed.
-2. **Scoring** (:mod:`whisper_align.head_scoring`): any head set's alignment matrix is the mean of its heads'
+2. **Scoring** (:mod:`whisper_align.heads.scoring`): any head set's alignment matrix is the mean of its heads'
    matrices, so word times for any set come from the captured scores alone.
 3. **Selection**: supervised (:func:`find_heads`) scores each head alone, then grows a set greedily on the
    training utterances and picks its size on a held-out part (held out by speaker when the manifest names
@@ -33,12 +33,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .aligner import Piece, check_fits, prepare_text, run_pieces, window_mel
-from .alignment.words import AlignmentConfig
-from .audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE, load_audio
-from .errors import AudioError, ManifestError, TranscriptError
-from .evaluation import Metrics, TimedWord, Utterance, score
-from .head_scoring import (
+from ..alignment.words import AlignmentConfig
+from ..checkpoints.tokenizers import get_tokenizer
+from ..errors import AudioError, ManifestError, TranscriptError
+from ..frontend.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE, load_audio
+from ..frontend.tokenizer import Tokenizer
+from ..model.whisper import Whisper, default_alignment_heads
+from ..results.evaluation import Metrics, TimedWord, score
+from ..results.manifest import Utterance
+from ..tasks.align import Piece, check_fits, prepare_text, run_pieces, window_mel
+from . import ALIGNMENT_HEADS, encode, mask_to_pairs
+from .scoring import (
     GreedyStep,
     Item,
     SetScore,
@@ -52,9 +57,6 @@ from .head_scoring import (
     unsupervised_ranking,
     word_times,
 )
-from .heads import ALIGNMENT_HEADS, encode, mask_to_pairs
-from .model import Whisper, default_alignment_heads
-from .tokenizer import Tokenizer, get_tokenizer
 
 # ---- capture ----------------------------------------------------------------------------------------------------
 
@@ -241,7 +243,7 @@ def _subset(items: Sequence[Item], ids: Sequence[str]) -> list[Item]:
 def compare_sets(
     items: Sequence[Item], sets: Mapping[str, Sequence[int]], config: AlignmentConfig, tolerance: float = 0.05
 ) -> dict[str, Metrics]:
-    """Full :func:`~whisper_align.evaluation.score` metrics of each named head set (flat indices) on ``items``."""
+    """Full :func:`~whisper_align.results.evaluation.score` metrics of each named head set (flat indices) on ``items``."""
     labelled = [item for item in items if item.reference is not None]
     return {
         name: score([(i.id, i.reference, word_times(i, heads, config)) for i in labelled], tolerance=tolerance)

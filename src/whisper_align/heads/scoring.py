@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .alignment.attention import median_filter
-from .alignment.dtw import dtw, dtw_subsequence
-from .alignment.words import (
+from ..alignment.attention import median_filter
+from ..alignment.dtw import dtw, dtw_subsequence
+from ..alignment.words import (
     TOKENS_PER_SECOND,
     AlignmentConfig,
     WordTiming,
@@ -55,7 +55,7 @@ from .alignment.words import (
     merge_punctuations,
     truncate_sentence_marks,
 )
-from .evaluation import TimedWord, match_words
+from ..results.evaluation import TimedWord, match_words
 
 Progress = Callable[[int], None]  # called with the number of steps just done
 
@@ -108,7 +108,7 @@ def timings_from_matrix(
     config: AlignmentConfig,
     duration: float,
 ) -> list[WordTiming]:
-    """Words timed from an alignment matrix exactly as :func:`whisper_align.aligner.words_of_piece` does it."""
+    """Words timed from an alignment matrix exactly as :func:`whisper_align.tasks.align.words_of_piece` does it."""
     n_tokens = sum(len(t) for t in word_tokens) - 1
     timings = align_words(matrix, words, word_tokens, [0.0] * n_tokens, config, duration=duration)
     if config.conformance:
@@ -170,7 +170,7 @@ def score_errors(errors: np.ndarray) -> SetScore:
 def boundary_errors(item: Item, hypothesis: list[TimedWord], signed: bool = False) -> np.ndarray:
     """|hypothesis - reference| (``signed``: hypothesis - reference) of the starts and ends of matched words, s.
 
-    The word matching (:func:`~whisper_align.evaluation.match_words`) is done once per item and reused: the
+    The word matching (:func:`~whisper_align.results.evaluation.match_words`) is done once per item and reused: the
     hypothesis words are the same for every head set (only their times change). Times only break ties between
     repeated words, so the first head set's times decide those.
     """

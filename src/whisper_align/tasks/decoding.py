@@ -5,7 +5,7 @@ bookkeeping and ranking), so the same weights give the same tokens. What it adds
 ``DecodingOptions(capture_attention=True)`` every decoder call also returns the cross-attention scores of the
 model's alignment heads, and the result carries, for the chosen sequence, one score row per token position
 (initial tokens, then each sampled token) — following the chosen beam back through every reorder. Word timings
-then need no second decoder pass (see :mod:`whisper_align.transcriber`).
+then need no second decoder pass (see :mod:`whisper_align.tasks.transcribe`).
 
 Rows and tokens line up like this: ``attention[:, p]`` is the query row of position ``p`` of
 ``initial_tokens + tokens``; that row is the one that *predicted* token ``p + 1``. The last row (the last sampled
@@ -24,10 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checkpoints.tokenizers import get_tokenizer
+from ..errors import DecodingError
+from ..frontend.tokenizer import Tokenizer
+from ..model.whisper import KVCache, Whisper
 from .decoding_rules import ApplyTimestampRules, LogitFilter, SuppressBlank, SuppressTokens, suppressed_tokens
-from .errors import DecodingError
-from .model import KVCache, Whisper
-from .tokenizer import Tokenizer, get_tokenizer
 
 CHUNK_LENGTH = 30  # seconds the encoder sees
 
@@ -216,10 +217,10 @@ class DecodingTask:
             always = [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_speech]
             self.filters.append(SuppressTokens(suppressed_tokens(options.suppress_tokens, tok.non_speech_tokens, always)))
         self.fast_projection = None
-        if options.checked_int8_logits and options.temperature == 0 and model.decoder.output is None:
+        if options.checked_int8_logits and options.temperature == 0 and not model.is_quantized:
             if model.device.type != "cpu":
                 raise DecodingError(f"checked_int8_logits runs on the CPU only; this model is on {model.device}")
-            from .fast_logits import CheckedInt8Vocabulary
+            from ..model.int8_logits import CheckedInt8Vocabulary
 
             suppressed = next((f.suppress for f in self.filters if isinstance(f, SuppressTokens)), [])
             self.fast_projection = CheckedInt8Vocabulary(

@@ -15,23 +15,12 @@ openai-whisper's float32 transcript, WER and word-timing error) and how much fas
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import Tensor, nn
 
-from .errors import QuantizationError
-from .model import Linear, Whisper
-
-
-def _pack(weight: Tensor, bias: Tensor | None) -> torch.ScriptObject:
-    """Per-row symmetric int8 weights, packed for ``quantized::linear_dynamic``."""
-    weight = weight.detach().float().cpu()
-    scales = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12).double()
-    with warnings.catch_warnings():  # torch flags its quantized-tensor constructors as deprecated; they still work
-        warnings.simplefilter("ignore")
-        q = torch.quantize_per_channel(weight, scales, torch.zeros_like(scales, dtype=torch.long), 0, torch.qint8)
-        return torch.ops.quantized.linear_prepack(q, None if bias is None else bias.detach().float().cpu())
+from ..errors import QuantizationError
+from .layers import Linear, pack_int8
+from .whisper import Whisper
 
 
 def _linear(x: Tensor, packed: torch.ScriptObject, where: str) -> Tensor:
@@ -45,12 +34,12 @@ def _linear(x: Tensor, packed: torch.ScriptObject, where: str) -> Tensor:
 
 
 class Int8Linear(nn.Module):
-    """A drop-in for :class:`whisper_align.model.Linear` holding int8 weights."""
+    """A drop-in for :class:`whisper_align.model.whisper.Linear` holding int8 weights."""
 
     def __init__(self, weight: Tensor, bias: Tensor | None = None):
         super().__init__()
         self.out_features, self.in_features = weight.shape
-        self._packed = _pack(weight, bias)
+        self._packed = pack_int8(weight, bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return _linear(x, self._packed, "this linear layer")

@@ -24,8 +24,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from .model import TextDecoder
-from .quantize import _linear
+from .int8 import _linear
+from .whisper import TextDecoder
 
 
 class CheckedInt8Vocabulary:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import AudioError
+from ..errors import AudioError
 
 if TYPE_CHECKING:  # PyAV is imported only when a file needs FFmpeg
     from av import AudioStream
