@@ -1,0 +1,416 @@
+"""README result tables, generated from benchmarks/results/*.json so that the two cannot drift apart.
+
+Each table in README.md's "Results" section sits between marker comments::
+
+    <!-- results: throughput -->
+    ...generated table and a one-line source note...
+    <!-- /results -->
+
+The name after ``results:`` is a key of :data:`TABLES` and, by the same name, the JSON file it reads
+(``benchmarks/results/throughput.json``). One formatter per file renders the Markdown the README shows; under each
+table a note names the JSON and the commit and time of its run (``machine.commit``, ``machine.when``).
+
+    .venv/bin/python benchmarks/report.py            # print every table
+    .venv/bin/python benchmarks/report.py --write    # rewrite the README's blocks in place
+    .venv/bin/python benchmarks/report.py --check    # exit 1 and print a diff if a block differs from its JSON
+
+Run ``--write`` after rerunning a benchmark; tests/test_readme_results.py runs ``--check``'s comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))  # runs without installing the package
+
+from whisper_align.errors import WhisperAlignError  # noqa: E402
+from whisper_align.heads import ALIGNMENT_HEADS  # noqa: E402
+
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+BLOCK = re.compile(r"(<!-- results: (?P<name>[^\s>]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.DOTALL)
+
+Json = dict[str, Any]
+
+
+class ReportError(WhisperAlignError, ValueError):
+    """A results block that cannot be generated: unknown name, missing or malformed JSON, unbalanced markers."""
+
+
+# ---- number formatting -------------------------------------------------------------------------------------------
+
+
+def pct(share: float) -> str:
+    """A share as a percentage with one decimal: 0.4174 -> '41.7%'."""
+    return f"{100 * share:.1f}%"
+
+
+def ms(value: float) -> str:
+    """Milliseconds with one decimal."""
+    return f"{value:.1f}"
+
+
+def times(ratio: float) -> str:
+    """A speed ratio: 1.5616 -> '1.56×'."""
+    return f"{ratio:.2f}×"
+
+
+def realtime(factor: float) -> str:
+    """A real-time factor: one decimal below 100, none from 100 up ('5.7', '616')."""
+    return f"{factor:.1f}" if factor < 100 else f"{factor:.0f}"
+
+
+def bold(text: str) -> str:
+    """Markdown bold; an empty cell stays empty."""
+    return f"**{text}**" if text else text
+
+
+def markdown(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A compact Markdown table; the first ``left`` columns are left-aligned, the rest right-aligned."""
+    separator = "|" + "|".join("---" if k < left else "---:" for k in range(len(header))) + "|"
+    lines = ["|" + "|".join(f" {cell} " if cell else " " for cell in cells) + "|" for cells in [header, *rows]]
+    return "\n".join([lines[0], separator, *lines[1:]])
+
+
+def emphasize(values: list[list[float]], target: int, better: list[str | None]) -> list[bool]:
+    """Which columns of row ``target`` to print bold: those where it is the best of ``values`` (ties count).
+
+    ``better[k]`` is "low" or "high" for a column ranked that way, None for one never bold.
+    """
+    flags = []
+    for k, direction in enumerate(better):
+        column = [row[k] for row in values]
+        flags.append(direction is not None and values[target][k] == (min if direction == "low" else max)(column))
+    return flags
+
+
+def scored_rows(labels: list[list[str]], numbers: list[list[float]], text: list[list[str]], target: int | None,
+                better: list[str | None]) -> list[list[str]]:
+    """Table rows ``labels[i] + text[i]``, row ``target``'s cells bold where it is best (see :func:`emphasize`)."""
+    flags = emphasize(numbers, target, better) if target is not None else [False] * len(better)
+    return [label + [bold(c) if i == target and flag else c for c, flag in zip(cells, flags)]
+            for i, (label, cells) in enumerate(zip(labels, text))]
+
+
+def source_note(name: str, data: Json) -> str:
+    """'_From `benchmarks/results/NAME.json` (commit abc1234 / run 2026-11-26 04:33)_' from the JSON's machine block."""
+    machine = data.get("machine", {})
+    commit = machine.get("commit")
+    if commit:
+        sha, dirty = commit.removesuffix("+dirty"), commit.endswith("+dirty")
+        commit_text = f"commit {sha[:7]}{'+dirty' if dirty else ''}"
+    else:
+        commit_text = "commit not recorded"
+    when = machine.get("when")
+    when_text = f"run {when[:16]}" if when else "run time not recorded"
+    return f"_From `benchmarks/results/{name}.json` ({commit_text} / {when_text})_"
+
+
+# ---- forced alignment accuracy (accuracy.py) ---------------------------------------------------------------------
+
+TIMING = {"median_abs_ms": "median ms", "within_20ms": "≤20 ms", "within_50ms": "≤50 ms", "within_100ms": "≤100 ms",
+          "within_200ms": "≤200 ms"}  # a scored run's field -> its column header
+TIMING_BETTER = ["low", "high", "high", "high", "high"]
+
+
+def timing_cells(metrics: Json, keys: Iterable[str] = TIMING) -> tuple[list[float], list[str]]:
+    """The median error and within-N shares of a scored run: as numbers (for ranking) and as table text."""
+    keys = list(keys)
+    numbers = [metrics[key] for key in keys]
+    return numbers, [ms(v) if key == "median_abs_ms" else pct(v) for key, v in zip(keys, numbers)]
+
+
+def accuracy_model_rows(model: str, metrics: Json) -> list[list[str]]:
+    """One model's rows: openai and our conformance mode (one row when their scores are identical), then ours."""
+    if metrics["openai"] == metrics["conformance"]:
+        runs = {"openai-whisper / ours, conformance mode": metrics["openai"]}
+    else:
+        runs = {"openai-whisper `find_alignment`": metrics["openai"], "ours, conformance mode": metrics["conformance"]}
+    runs["ours, default mode without time shift"] = metrics["default, no time shift"]
+    runs["**ours, default mode**"] = metrics["default"]
+    numbers, text = [], []
+    for m in runs.values():
+        timing_numbers, timing_text = timing_cells(m)
+        numbers.append([m["start_mae_ms"], m["end_mae_ms"]] + timing_numbers)
+        text.append([ms(m["start_mae_ms"]), ms(m["end_mae_ms"])] + timing_text)
+    labels = [[model, label] for label in runs]
+    return scored_rows(labels, numbers, text, target=len(runs) - 1, better=["low", "low"] + TIMING_BETTER)
+
+
+def accuracy(data: Json) -> str:
+    """accuracy_<set>.json: the scores of each aligner per model, and the conformance check under the table."""
+    rows, conformance = [], []
+    for key, result in data["results"].items():
+        model = key.split("/")[0]
+        rows += accuracy_model_rows(model, result["metrics"])
+        c = result.get("conformance")
+        if c:
+            conformance.append(f"{model} {pct(c['within_20ms'])} of {c['words']} words "
+                               f"(max difference {1000 * c['max_difference_s']:.0f} ms)")
+    table = markdown(["model", "aligner", "start MAE ms", "end MAE ms", *TIMING.values()], rows, left=2)
+    if not conformance:
+        return table
+    return (f"{table}\n\nConformance, words whose start and end are within 20 ms of openai-whisper's own "
+            f"`find_alignment` on the same weights: {'; '.join(conformance)}.")
+
+
+# ---- corpus throughput (throughput.py) ---------------------------------------------------------------------------
+
+THROUGHPUT_LABELS = {
+    "openai find_alignment loop": "openai-whisper `find_alignment` loop",
+    "whisper-align, one clip per window": "ours, one clip per window",
+    "whisper-align, packed windows": "**ours, clips packed into windows** (`align --manifest`)",
+    "whisper-align, packed windows, fp16": "ours, clips packed into windows, float16",
+}
+
+
+def throughput(data: Json, seconds_decimals: int = 1) -> str:
+    """throughput.json / throughput_cuda.json: time, speed-up and accuracy of each aligner on the whole set."""
+    labels, numbers, text = [], [], []
+    for row in data["rows"]:
+        labels.append([THROUGHPUT_LABELS.get(row["contender"], row["contender"])])
+        a = row["accuracy"]
+        numbers.append([row["median_s"], row["realtime_factor"], row["speedup"], a["median_abs_ms"], a["within_50ms"]])
+        text.append([f"{row['median_s']:.{seconds_decimals}f}", realtime(row["realtime_factor"]),
+                     times(row["speedup"]), ms(a["median_abs_ms"]), pct(a["within_50ms"])])
+    target = next((i for i, row in enumerate(data["rows"]) if row["contender"] == "whisper-align, packed windows"), None)
+    rows = scored_rows(labels, numbers, text, target, better=["low", "high", "high", "low", "high"])
+    return markdown(["aligner", "median s", "× real time", "speed-up", "median error ms", "≤50 ms"], rows)
+
+
+# ---- long recordings (longform.py) -------------------------------------------------------------------------------
+
+
+def longform(data: Json) -> str:
+    """longform.json: one long recording aligned in one call against the same clips one by one."""
+    duration, seconds = data["duration_s"], data["seconds"]
+    _, long_text = timing_cells(data["long"])
+    _, short_text = timing_cells(data["short"])
+    rows = [[f"one {duration / 60:.0f}-minute recording", *long_text,
+             f"{seconds:.1f} s ({duration / seconds:.0f}× real time)"],
+            ["the same clips one by one", *short_text, ""]]
+    return markdown([data["args"]["model"], *TIMING.values(), "time"], rows)
+
+
+# ---- alignment heads on other speakers (heads_split.py) ----------------------------------------------------------
+
+
+def head_count_range(counts: Iterable[int]) -> str:
+    """'8–9 heads' for the sizes of the sets found in each fold, '12 heads' when they agree."""
+    sizes = list(counts)
+    low, high = min(sizes), max(sizes)
+    return f"{low} heads" if low == high else f"{low}–{high} heads"
+
+
+def heads_labels(model: str, result: Json) -> dict[str, str]:
+    """Table labels of heads_split's set names for ``model``, with the size of each set."""
+    folds = list(result["folds"].values())
+    layers, heads = len(folds[0]["supervised"]["head_scores"]), len(folds[0]["supervised"]["head_scores"][0])
+    official = ALIGNMENT_HEADS.get(model)
+    official_size = f" ({int(official.mask().sum())} heads)" if official is not None else ""
+    return {
+        f"official {model}": f"official{official_size}",
+        f"official {model} + calibrated shift": "official + calibrated shift",
+        "default (last half)": f"default: every head of the last half ({(layers - layers // 2) * heads})",
+        "found (supervised)": f"**found, supervised** ({head_count_range(len(f['supervised']['pairs']) for f in folds)})",
+        "found (unsupervised)":
+            f"found, unsupervised ({head_count_range(len(f['unsupervised']['pairs']) for f in folds)})",
+    }
+
+
+def heads_split(data: Json) -> str:
+    """heads_split.json: each head set scored on the speakers its search never heard, both halves pooled."""
+    rows = []
+    for model, result in data["models"].items():
+        pooled = result["pooled"]["default"]
+        names = list(pooled)
+        labels = heads_labels(model, result)
+        numbers, text = zip(*(timing_cells(pooled[name]) for name in names))
+        target = names.index("found (supervised)") if "found (supervised)" in names else None
+        rows += scored_rows([[model, labels.get(name, name)] for name in names], list(numbers), list(text),
+                            target, TIMING_BETTER)
+    return markdown(["model", "heads", *TIMING.values()], rows, left=2)
+
+
+# ---- transcription (transcription.py) ----------------------------------------------------------------------------
+
+TRANSCRIPTION_ROWS = {  # row name in the JSON: (label in the first set's rows, label in the later sets' rows)
+    "openai": ("openai-whisper `transcribe(word_timestamps=True)`", "openai-whisper"),
+    "ours (captured, default)": ("ours (timings from the attention captured while decoding)", "ours"),
+    "ours int8 (captured, default)": ("ours, int8 weights (`--int8`)", "ours, int8 weights"),
+}
+
+
+def transcription_accuracy(data: Json) -> str:
+    """transcription_accuracy.json: text agreement with openai-whisper, WER and word timing, per eval set."""
+    keys = ["median_abs_ms", "within_50ms", "within_100ms", "within_200ms"]
+    rows, models = [], []
+    for i, (key, result) in enumerate(data["results"].items()):
+        model, set_name = key.split("/")
+        models.append(model)
+        for name, labels in TRANSCRIPTION_ROWS.items():
+            if name in result["text"]:
+                text = result["text"][name]
+                same = "" if name == "openai" else pct(text["text_equal_openai"])
+                timing = timing_cells(result["metrics"][name], keys)[1]
+                rows.append([labels[min(i, 1)], set_name, same, pct(text["wer"]), *timing])
+    header = [" / ".join(dict.fromkeys(models)), "set", "text = openai's", "WER", *(TIMING[k] for k in keys)]
+    return markdown(header, rows, left=2)
+
+
+SPEED_LABELS = {  # contender name in the JSON -> label, in table order; the default row is printed bold
+    "openai-whisper": "openai-whisper",
+    "whisper-align": "**ours, {precision}** (the default)",
+    "whisper-align, seek_to_last_word=True": "ours, {precision}, `seek_to_last_word=True` (openai's window rule)",
+    "whisper-align, checked int8 logits": "ours, {precision}, checked int8 logits (`--fast-logits`)",
+    "whisper-align int8": "ours, int8 weights (`--int8`)",
+    "faster-whisper float32": "faster-whisper, float32",
+    "faster-whisper int8": "faster-whisper, int8",
+}
+# Runs made while openai's window rule was the default named the contenders the other way round.
+BEFORE_WORD_RULES = {"whisper-align": "whisper-align, seek_to_last_word=True",
+                     "whisper-align, seek_to_last_word=False": "whisper-align"}
+
+
+def today_names(names: Iterable[str]) -> dict[str, str]:
+    """Each contender name of a speed run -> today's name for what it ran (see :data:`BEFORE_WORD_RULES`)."""
+    names = list(names)
+    old = "whisper-align, seek_to_last_word=False" in names
+    return {name: BEFORE_WORD_RULES.get(name, name) if old else name for name in names}
+
+
+def transcription_speed(data: Json, seconds_decimals: int = 1) -> str:
+    """transcription_speed[_cuda].json: time with and without word timestamps, ratio to openai, overhead."""
+    models = [key for key in data["results"] if key != "device"]
+    if len(models) != 1:
+        raise ValueError(f"one model per speed table, found {models}")
+    result = data["results"][models[0]]
+    names = today_names(result["word_timestamps_overhead"])
+    overhead = {names[name]: value for name, value in result["word_timestamps_overhead"].items()}
+    settings: dict[str, dict[bool, Json]] = {}
+    for row in result["rows"]:
+        settings.setdefault(names[row["contender"]], {})[row["word_timestamps"]] = row
+    order = [name for name in SPEED_LABELS if name in settings] + [n for n in settings if n not in SPEED_LABELS]
+    # transcribe() decodes in float16 on a GPU (DecodingOptions.fp16), in float32 on the CPU
+    precision = "float32" if data["args"].get("device", "cpu") == "cpu" else "float16"
+    rows = []
+    for name in order:
+        cells = []
+        for row in (settings[name][False], settings[name][True]):
+            ratio = "" if name == "openai-whisper" else f" ({times(row['speedup_vs_openai'])})"
+            cells.append(f"{row['median_s']:.{seconds_decimals}f} s{ratio}")
+        cells.append(f"{100 * overhead[name]:+.1f}%")
+        label = SPEED_LABELS.get(name, name).format(precision=precision)
+        rows.append([label] + [bold(c) if name == "whisper-align" else c for c in cells])
+    runs = len(result["rows"][0]["seconds"])
+    header = ["", "without word timestamps", "with word timestamps",
+              f"word-timestamp overhead (median of {runs} pairs)"]
+    return markdown(header, rows)
+
+
+# ---- GPU check (gpu_check.py) ------------------------------------------------------------------------------------
+
+
+def gpu_check(data: Json) -> str:
+    """gpu_check.json: word times and text on the GPU against the CPU, and the heads buffer's moves."""
+    rows = [[name, str(r["boundaries"]), f"{r['max_diff_ms']:.0f}", pct(r["within_20ms_of_cpu"]),
+             pct(r["transcript_equal_to_cpu"])] for name, r in data["agreement"].items()]
+    table = markdown(["run", "word boundaries", "max difference from the CPU ms", "within 20 ms of the CPU",
+                      "transcripts equal to the CPU's"], rows)
+    b = data["buffer"]
+    checks = {"sparse": b["buffer_is_sparse"], "same heads after `.to()`": b["heads_same_after_to_cuda"],
+              "after `.half()`": b["heads_same_after_half"],
+              "after a state-dict round trip": b["heads_same_after_state_dict_round_trip"]}
+    listed = ", ".join(f"{label}: {'yes' if ok else 'NO'}" for label, ok in checks.items())
+    return f"{table}\n\nAlignment-heads buffer on `{b['buffer_device']}` ({data['device']}): {listed}."
+
+
+# ---- the README blocks -------------------------------------------------------------------------------------------
+
+TABLES: dict[str, Callable[[Json], str]] = {
+    "accuracy_timit-dev": accuracy,
+    "accuracy_festival": accuracy,
+    "throughput": throughput,
+    "throughput_cuda": lambda data: throughput(data, seconds_decimals=2),
+    "longform": longform,
+    "heads_split": heads_split,
+    "transcription_accuracy": transcription_accuracy,
+    "transcription_speed": transcription_speed,
+    "transcription_speed_cuda": lambda data: transcription_speed(data, seconds_decimals=2),
+    "gpu_check": gpu_check,
+}
+
+
+def render(name: str, results: Path = RESULTS) -> str:
+    """The block ``name`` as the README should hold it: the table, a blank line, the source note."""
+    if name not in TABLES:
+        raise ReportError(f"README block {name!r} has no generator; known names: {', '.join(TABLES)}. "
+                          "Fix the name in its <!-- results: NAME --> marker.")
+    path = results / f"{name}.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ReportError(f"{path} not found: run the benchmark that writes it, or remove the README block "
+                          f"{name!r}") from None
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path} is not valid JSON ({error}); rerun the benchmark that writes it") from None
+    try:
+        table = TABLES[name](data)
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise ReportError(f"{path} lacks what the {name!r} table needs ({type(error).__name__}: {error}); "
+                          "rerun its benchmark or update benchmarks/report.py to the new layout") from None
+    return f"{table}\n\n{source_note(name, data)}\n"
+
+
+def regenerate(text: str, results: Path = RESULTS) -> str:
+    """``text`` (a README) with every results block replaced by what its JSON gives."""
+    if text.count("<!-- results:") != len(BLOCK.findall(text)):
+        raise ReportError("a <!-- results: NAME --> marker has no matching <!-- /results --> (or a block is "
+                          "nested); close every block before running the report")
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), results) + m.group(4), text)
+
+
+def check(readme: Path = README, results: Path = RESULTS) -> str:
+    """A unified diff from the README's blocks to the generated ones; empty when they agree."""
+    current = readme.read_text()
+    wanted = regenerate(current, results)
+    return "".join(difflib.unified_diff(current.splitlines(keepends=True), wanted.splitlines(keepends=True),
+                                        f"{readme.name} (now)", f"{readme.name} (from {results.name}/*.json)"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="rewrite the README's results blocks in place")
+    action.add_argument("--check", action="store_true", help="exit 1 with a diff if a block differs from its JSON")
+    parser.add_argument("--readme", type=Path, default=README)
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    try:
+        if args.check:
+            diff = check(args.readme, args.results)
+            print(diff or f"{args.readme}: every results block matches its JSON", end="" if diff else "\n")
+            return 1 if diff else 0
+        if args.write:
+            text = args.readme.read_text()
+            args.readme.write_text(regenerate(text, args.results))
+            print(f"wrote {len(BLOCK.findall(text))} results blocks in {args.readme}")
+            return 0
+        for name in TABLES:
+            print(f"<!-- results: {name} -->\n{render(name, args.results)}<!-- /results -->\n")
+        return 0
+    except (ReportError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
