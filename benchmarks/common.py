@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
-import subprocess
 import time
 from pathlib import Path
 

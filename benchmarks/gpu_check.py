@@ -20,7 +20,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, manifest, write_json  # noqa: E402
-
 from whisper_align import align, load_model, transcribe  # noqa: E402
 from whisper_align.frontend.audio import load_audio  # noqa: E402
 from whisper_align.results.evaluation import format_table, score  # noqa: E402

@@ -32,13 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from common import manifest, write_json  # noqa: E402
-
-from whisper_align.heads import discovery as D  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.heads import discovery as D  # noqa: E402
+from whisper_align.heads.scoring import word_times  # noqa: E402
 from whisper_align.results.evaluation import format_table, score  # noqa: E402
 from whisper_align.results.manifest import load_manifest
-from whisper_align.heads.scoring import word_times  # noqa: E402
 
 
 def run_model(name: str, utterances: list, max_heads: int) -> dict:

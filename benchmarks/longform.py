@@ -20,12 +20,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, write_json  # noqa: E402
-
-from whisper_align.tasks.align import align  # noqa: E402
-from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.results.evaluation import format_table, score  # noqa: E402
 from whisper_align.results.manifest import load_manifest
+from whisper_align.tasks.align import align  # noqa: E402
 
 
 def build(minutes: float, seed: int = 0):

@@ -43,8 +43,9 @@ import statistics
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,13 +53,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent / "src"))  # runs without installing the package
 from common import device_name, manifest, openai_model, synchronize, write_json  # noqa: E402
-
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
-from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
+from whisper_align.model.int8 import quantize_int8  # noqa: E402
 from whisper_align.results.evaluation import format_table, normalize_words, score  # noqa: E402
 from whisper_align.results.manifest import Utterance, load_manifest
-from whisper_align.model.int8 import quantize_int8  # noqa: E402
 from whisper_align.tasks.transcribe import transcribe  # noqa: E402
 
 TimedWords = list[tuple[str, float, float]]

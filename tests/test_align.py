@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align.tasks.align import Piece, align, prepare_text, run_pieces, window_mel, words_of_piece
 from whisper_align.alignment.words import AlignmentConfig
-from whisper_align.frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
 from whisper_align.checkpoints import load_model, save_model
+from whisper_align.checkpoints.tokenizers import get_tokenizer
 from whisper_align.cli import main
-from whisper_align.tasks.corpus import align_corpus
 from whisper_align.errors import AudioError, TranscriptError
+from whisper_align.frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
+from whisper_align.heads import encode
 from whisper_align.results.evaluation import score
 from whisper_align.results.manifest import load_manifest
-from whisper_align.heads import encode
-from whisper_align.checkpoints.tokenizers import get_tokenizer
+from whisper_align.tasks.align import Piece, align, prepare_text, run_pieces, window_mel, words_of_piece
+from whisper_align.tasks.corpus import align_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMIT = ROOT.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align.frontend import audio as A
 from whisper_align.errors import AudioError
+from whisper_align.frontend import audio as A
 
 REPO = Path(__file__).resolve().parents[1]
 TIMIT = REPO.parent / "shared" / "eval" / "timit-dev" / "audio"

@@ -17,18 +17,18 @@ import subprocess
 import sys
 import warnings
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 
 import whisper_align as wa
-from whisper_align.frontend import audio as A
 from whisper_align.cli import main as cli_main
 from whisper_align.errors import AudioError, WhisperAlignError
+from whisper_align.frontend import audio as A
 from whisper_align.model.whisper import Whisper
 
 REPO = Path(__file__).resolve().parents[1]

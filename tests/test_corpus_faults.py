@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
+from whisper_align.errors import DamagedOutputError, ManifestError, OutputError
+from whisper_align.model.whisper import ModelDimensions, Whisper
+from whisper_align.results.manifest import Utterance, load_manifest, scan_manifest
 from whisper_align.tasks.corpus import CorpusEntry, align_corpus, plan_groups
 from whisper_align.tasks.corpus_output import CorpusOutput
-from whisper_align.errors import DamagedOutputError, ManifestError, OutputError
-from whisper_align.results.manifest import Utterance, load_manifest, scan_manifest
-from whisper_align.model.whisper import ModelDimensions, Whisper
 
 SMALL = ModelDimensions(
     n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from whisper_align.model.whisper import ModelDimensions, Whisper
 from whisper_align.tasks.decoding import DecodingError, DecodingOptions, compression_ratio, decode, detect_language
 from whisper_align.tasks.decoding_rules import ApplyTimestampRules, SuppressBlank, SuppressTokens, suppressed_tokens
-from whisper_align.model.whisper import ModelDimensions, Whisper
 
 EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
 CLIP = EVAL / "audio" / "dr1-fvmh0" / "sa2.wav"  # "Don't ask me to carry an oily rag like that."
@@ -257,9 +257,9 @@ def test_tiny_en_decode_matches_openai(tiny_en, beam_size):
 def test_base_detects_english():
     if not CLIP.exists():
         pytest.skip("the TIMIT eval clips are not available")
-    from whisper_align.frontend.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
     from whisper_align.checkpoints import load_model
     from whisper_align.errors import ModelLoadError
+    from whisper_align.frontend.audio import N_FRAMES, log_mel_spectrogram, pad_or_trim
 
     try:
         base = load_model("base")

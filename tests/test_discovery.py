@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align.heads import discovery as D
 from whisper_align.alignment.attention import alignment_matrix
 from whisper_align.alignment.words import AlignmentConfig
 from whisper_align.checkpoints import load_model, save_model
 from whisper_align.cli import main
-from whisper_align.results.manifest import load_manifest
+from whisper_align.heads import ALIGNMENT_HEADS
+from whisper_align.heads import discovery as D
 from whisper_align.heads.scoring import (
     GreedyStep,
     Item,
@@ -31,8 +31,8 @@ from whisper_align.heads.scoring import (
     unsupervised_ranking,
     word_times,
 )
-from whisper_align.heads import ALIGNMENT_HEADS
 from whisper_align.model.whisper import ModelDimensions, Whisper
+from whisper_align.results.manifest import load_manifest
 
 CONFIG = AlignmentConfig()
 TIMIT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
@@ -245,9 +245,9 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_capture_holds_every_head_and_matches_run_pieces(small_checkpoint: Path, tmp_path: Path) -> None:
-    from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel
-    from whisper_align.frontend.audio import load_audio
     from whisper_align.checkpoints.tokenizers import get_tokenizer
+    from whisper_align.frontend.audio import load_audio
+    from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel
 
     model = load_model(small_checkpoint)
     utterances = load_manifest(write_manifest(tmp_path, 2))

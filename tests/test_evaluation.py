@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from whisper_align.results import evaluation
 from whisper_align.errors import ManifestError
+from whisper_align.results import evaluation
 from whisper_align.results.evaluation import as_timed_words, format_table, match_words, normalize_words, score
 from whisper_align.results.manifest import load_manifest
 from whisper_align.results.types import Result, Segment, Word

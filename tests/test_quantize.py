@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_align.checkpoints import save_model
-from whisper_align.model.whisper import Linear, Whisper
-from whisper_align.model.int8 import Int8Linear, QuantizationError, is_quantized, quantize_int8
-
 from test_model import DIMS, make_model
+from whisper_align.checkpoints import save_model
+from whisper_align.model.int8 import Int8Linear, QuantizationError, is_quantized, quantize_int8
+from whisper_align.model.layers import Linear
+from whisper_align.model.whisper import Whisper
 
 DEMO = Path(__file__).resolve().parents[1] / "samples" / "demo.wav"
 
@@ -105,8 +105,8 @@ def test_checked_projection_recomputes_what_could_win_and_falls_back_when_unsure
 
 @pytest.mark.slow
 def test_checked_int8_logits_decode_the_float32_tokens() -> None:
-    from whisper_align.frontend.audio import load_audio, log_mel_spectrogram, pad_or_trim
     from whisper_align.checkpoints import load_model
+    from whisper_align.frontend.audio import load_audio, log_mel_spectrogram, pad_or_trim
     from whisper_align.tasks.decoding import DecodingError, DecodingOptions, DecodingTask
 
     model = load_model("tiny.en")

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from whisper_align.frontend import tokenizer as T
-from whisper_align.errors import ModelLoadError, TranscriptError
-from whisper_align.model.whisper import ModelDimensions, Whisper
-from whisper_align.frontend.tokenizer import Tokenizer
 from whisper_align.checkpoints import tokenizers
 from whisper_align.checkpoints.tokenizers import bundled_tokenizer_file, get_tokenizer
+from whisper_align.errors import ModelLoadError, TranscriptError
+from whisper_align.frontend import tokenizer as T
+from whisper_align.frontend.tokenizer import Tokenizer
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 whisper_tokenizer = pytest.importorskip("whisper.tokenizer")
 

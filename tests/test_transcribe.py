@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from whisper_align.alignment.words import AlignmentConfig
+from whisper_align.errors import TranscriptError
 from whisper_align.frontend.audio import SAMPLE_RATE, load_audio
 from whisper_align.tasks.decoding import DecodingError
-from whisper_align.errors import TranscriptError
 
 EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
 CLIPS = ["dr1-fvmh0/sa2.wav", "dr1-mcpm0/sa1.wav"]  # clean at temperature 0 with tiny.en

@@ -66,7 +66,7 @@ def median_filter(x: Tensor, width: int) -> Tensor:
 _BLOCK_ELEMENTS = 32_768  # per view: width views of a block fit in a core's L2 cache
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _median_network(width: int) -> tuple[tuple[int, bool, bool], ...]:
     """Odd-even transposition sort of ``width`` lanes, as (i, keep min into lane i, keep max into lane i + 1),
     without the comparisons (or halves of them) whose results never reach the middle lane."""

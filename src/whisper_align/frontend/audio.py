@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -357,7 +357,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def mel_filters(n_mels: int, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT) -> np.ndarray:
     """The (n_mels, n_fft // 2 + 1) float32 matrix that maps a power spectrum to mel bands.
 
@@ -381,7 +381,7 @@ def mel_filters(n_mels: int, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT)
     return weights
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mel_filters_tensor(n_mels: int, device: torch.device) -> torch.Tensor:
     return torch.tensor(mel_filters(n_mels), device=device)
 

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Iterable
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import tokenizers
 

@@ -19,7 +19,7 @@ normalised over logits of which the unlikely ones are int8, an error around 1e-3
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor

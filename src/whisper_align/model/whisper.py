@@ -10,8 +10,8 @@ are computed separately for just those heads, and decoding can stop after the hi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

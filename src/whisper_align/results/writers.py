@@ -17,8 +17,9 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TextIO, Union
+from typing import Any, TextIO, Union
 
 from ..errors import OutputFormatError
 from .types import Result

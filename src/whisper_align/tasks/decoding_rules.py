@@ -7,7 +7,8 @@ Each filter edits the last-position logits ``(batch, vocab)`` in place, given th
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import torch.nn.functional as F
 from torch import Tensor

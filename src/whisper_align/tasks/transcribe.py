@@ -32,8 +32,9 @@ The loop itself is small: a :class:`_State` says where the next window starts an
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from torch import Tensor
