@@ -32,17 +32,23 @@ TOKENS_PER_SECOND = 50  # encoder positions per second: 16 kHz audio, hop 160, c
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 SENTENCE_END_MARKS = ".。!！?？"
+PAST_END_FRAMES = 2  # a squeezed tail within this many frames of the audio's end counts as past it
 
 
 @dataclass
 class WordTiming:
-    """One word: its text (with its leading space), its tokens, start/end in seconds and mean token probability."""
+    """One word: its text (with its leading space), its tokens, start/end in seconds and mean token probability.
+
+    ``past_end``: the word is one of the last words of the text and the alignment path passed it within the
+    audio's last frames without giving it a single frame (see :func:`flag_past_end`): the audio ends before it.
+    """
 
     word: str
     tokens: list[int]
     start: float
     end: float
     probability: float
+    past_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,68 @@ def _trim_span(
     return new_s, new_e
 
 
+def flag_past_end(
+    words: Sequence[WordTiming],
+    text_indices: np.ndarray,
+    time_indices: np.ndarray,
+    n_frames: int,
+    tolerance: int = PAST_END_FRAMES,
+) -> int:
+    """Set ``past_end`` on the trailing words that the audio ends before, in place; returns how many.
+
+    When the audio stops before the text does (a recording cut short), DTW still has to pass every remaining
+    token row and does so at the last frames, without giving those words a frame of their own. So a word is
+    past the end when its span on the path ``[first frame of its first row, first frame of the next word)``
+    is empty, it starts within ``tolerance`` frames of the end of the matrix (``n_frames`` frames), and every
+    word after it is past the end too. Words squeezed like this in the middle of the audio (unclear speech)
+    are not flagged: the audio goes on there. ``words`` are as :func:`words_from_path` returned them.
+    """
+    text_indices, time_indices = _check_path(text_indices, time_indices)
+    boundaries = np.cumsum([0] + [len(w.tokens) for w in words])
+    first = _first_frames(text_indices, time_indices)
+    count = 0
+    for k in range(len(words) - 1, -1, -1):
+        start, end = int(first[boundaries[k]]), int(first[min(boundaries[k + 1], len(first) - 1)])
+        if end > start or start < n_frames - 1 - tolerance:
+            break
+        words[k].past_end = True
+        count += 1
+    return count
+
+
+def widen_empty_words(words: Sequence[WordTiming], min_duration: float, start: float, end: float) -> int:
+    """Give each zero-length word that is not ``past_end`` ``min_duration`` seconds, in place; returns how many.
+
+    DTW may pass a short word within one frame (" a" after a pause), which leaves it an empty interval that
+    subtitle and TextGrid tools cannot show. Such a word gets ``min_duration`` around where it sits: from the
+    silence next to it first, else from a neighbour longer than ``2 * min_duration`` (which keeps at least
+    ``min_duration``); all inside ``[start, end]``, order and monotonicity kept. Run it on the output words
+    (after :func:`merge_punctuations`: merged-away marks must not take time from their words).
+    """
+    widened = 0
+    for k, word in enumerate(words):
+        if word.end > word.start or word.past_end:
+            continue
+        prev = words[k - 1] if k > 0 else None
+        nxt = words[k + 1] if k + 1 < len(words) and not words[k + 1].past_end else None
+        lo = prev.end if prev else start
+        hi = nxt.start if nxt else (end if k + 1 == len(words) else word.end)
+        if hi - lo < min_duration and nxt:  # borrow from the next word's start ...
+            hi = max(hi, min(lo + min_duration, nxt.end - min_duration))
+        if hi - lo < min_duration and prev:  # ... or from the previous word's end
+            lo = min(lo, max(hi - min_duration, prev.start + min_duration))
+        if hi <= lo:
+            continue
+        word.start = float(np.clip(word.start - min_duration / 2, lo, max(lo, hi - min_duration)))
+        word.end = float(min(word.start + min_duration, hi))
+        if prev and prev.end > word.start:
+            prev.end = word.start
+        if nxt and nxt.start < word.end:
+            nxt.start = word.end
+        widened += 1
+    return widened
+
+
 def resolve_config(config: AlignmentConfig | None, model_time_shift: float) -> AlignmentConfig:
     """``config`` (default: ``AlignmentConfig()``) with ``time_shift=None`` replaced by the model's calibrated
     shift; conformance mode never shifts."""
@@ -341,7 +409,8 @@ def align_words(
     ``text_tokens + [eot]`` (see :func:`words_from_path`). In conformance mode this is openai's
     ``find_alignment`` tail; follow it with :func:`truncate_sentence_marks` and :func:`merge_punctuations`
     for ``add_word_timestamps``' clean-ups. In default mode the path has free ends and the words are refined
-    by :func:`refine_word_times`.
+    by :func:`refine_word_times`. In both modes, trailing words the audio ends before get ``past_end``
+    (:func:`flag_past_end`); their times are left as the mode computes them.
     """
     if len(word_tokens) <= 1:
         return []
@@ -357,6 +426,7 @@ def align_words(
     free = config.free_ends and not config.conformance
     text_indices, time_indices = (dtw_subsequence if free else dtw)(-matrix)
     timings = words_from_path(words, word_tokens, text_indices, time_indices, token_probs, 0.0, tokens_per_second)
+    flag_past_end(timings, text_indices, time_indices, matrix.shape[1])
     if config.conformance:
         for w in timings:
             w.start, w.end = w.start + time_offset, w.end + time_offset
@@ -380,6 +450,8 @@ __all__ = [
     "truncate_sentence_marks",
     "merge_punctuations",
     "refine_word_times",
+    "flag_past_end",
+    "widen_empty_words",
     "align_words",
     "resolve_config",
     "TOKENS_PER_SECOND",

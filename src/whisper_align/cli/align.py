@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from ..errors import TranscriptError, WhisperAlignError
@@ -45,9 +46,11 @@ def load(args: argparse.Namespace):  # noqa: ANN201 - returns (model, AlignmentC
 
 
 def print_words(result) -> None:  # noqa: ANN001
+    """A table of the words (start, end, probability); words past the end of the audio are marked."""
     print(f"{'start':>8} {'end':>8}  {'prob':>5}  word")
     for w in result.words:
-        print(f"{w.start:8.2f} {w.end:8.2f}  {w.probability:5.2f}  {w.word.strip()}")
+        mark = "  (past the end of the audio)" if w.past_end else ""
+        print(f"{w.start:8.2f} {w.end:8.2f}  {w.probability:5.2f}  {w.word.strip()}{mark}")
 
 
 def run_manifest(args: argparse.Namespace) -> int:
@@ -91,13 +94,36 @@ def run_align(args: argparse.Namespace) -> int:
         except OSError as error:
             raise TranscriptError(f"cannot read the transcript {args.text_file}: {error.strerror}") from error
     model, config = load(args)
-    result = align(model, args.audio, text, language=args.language, config=config, progress=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = align(model, args.audio, text, language=args.language, config=config, progress=True)
+    print_warnings(caught)
     if args.output:
         result.write(args.output)
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote {args.output}: {len(result.words)} words{score_note(result)}", file=sys.stderr)
     else:
         print_words(result)
+        print(f"{len(result.words)} words{score_note(result)}", file=sys.stderr)
     return 0
+
+
+def print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Each distinct warning whisper-align raised while aligning, on stderr as ``whisper-align: warning: ...``
+    (without Python's file and line); warnings from other libraries are shown as Python would."""
+    package = str(Path(__file__).resolve().parents[1])
+    ours = [w for w in caught if str(Path(w.filename).resolve()).startswith(package)]
+    for w in caught:
+        if w not in ours:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    for message in dict.fromkeys(str(w.message) for w in ours):
+        print(f"whisper-align: warning: {message}", file=sys.stderr)
+
+
+def score_note(result) -> str:  # noqa: ANN001
+    """``", alignment score 0.71"`` (plus a low-confidence mark), or nothing when there is no score."""
+    if result.alignment_score is None:
+        return ""
+    return f", alignment score {result.alignment_score:.3f}" + (" (LOW CONFIDENCE)" if result.low_confidence else "")
 
 
 def run_demo(args: argparse.Namespace) -> int:

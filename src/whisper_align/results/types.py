@@ -17,15 +17,24 @@ from typing import Any
 
 @dataclass
 class Word:
-    """One word with its time span (seconds) and the model's mean token probability for it."""
+    """One word with its time span (seconds) and the model's mean token probability for it.
+
+    ``past_end`` marks a word of a forced alignment that the audio ends before: it could not be heard, so it
+    sits at the end of the audio with zero length (the recording was cut short, or the text runs on). Only
+    such words have ``past_end=True``; the key is written to dicts only then, so openai's schema is kept.
+    """
 
     word: str
     start: float
     end: float
     probability: float = float("nan")
+    past_end: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"word": self.word, "start": self.start, "end": self.end, "probability": self.probability}
+        data: dict[str, Any] = {"word": self.word, "start": self.start, "end": self.end, "probability": self.probability}
+        if self.past_end:
+            data["past_end"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Word:
@@ -34,6 +43,7 @@ class Word:
             start=float(data["start"]),
             end=float(data["end"]),
             probability=float(data.get("probability", float("nan"))),
+            past_end=bool(data.get("past_end", False)),
         )
 
 
@@ -103,6 +113,10 @@ class Result:
     segments: list[Segment]
     language: str | None = None
     duration: float | None = None  # seconds of audio, when known (not part of openai's JSON; used by TextGrid)
+    # forced alignment only (None / False otherwise): how well the text matches the audio, see
+    # aligner.alignment_score; low_confidence says it is below the threshold (the text may not be what is said)
+    alignment_score: float | None = None
+    low_confidence: bool = False
 
     @property
     def words(self) -> list[Word]:
@@ -117,11 +131,15 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         """openai-whisper's ``transcribe()`` result dict (JSON-serialisable)."""
         include_words = self.has_words
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "segments": [segment.to_dict(include_words=include_words) for segment in self.segments],
             "language": self.language,
         }
+        if self.alignment_score is not None:  # forced alignments only: transcriptions keep openai's keys
+            data["alignment_score"] = self.alignment_score
+            data["low_confidence"] = self.low_confidence
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Result:
@@ -130,7 +148,14 @@ class Result:
         text = data.get("text")
         if text is None:
             text = "".join(segment.text for segment in segments)
-        return cls(text=str(text), segments=segments, language=data.get("language"))
+        score = data.get("alignment_score")
+        return cls(
+            text=str(text),
+            segments=segments,
+            language=data.get("language"),
+            alignment_score=None if score is None else float(score),
+            low_confidence=bool(data.get("low_confidence", False)),
+        )
 
     def render(self, fmt: str, **options: Any) -> str:
         """The result as text in one of the formats of :mod:`whisper_align.results.writers` (``"srt"``, ``"vtt"``,
