@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import whisper_align.aligner as aligner
+import whisper_align.tasks.align as aligner
 from whisper_align import load_model
-from whisper_align.aligner import LOW_CONFIDENCE_SCORE, align, align_long, clean_text, prepare_text
 from whisper_align.alignment.words import AlignmentConfig, WordTiming, merge_punctuations
-from whisper_align.audio import N_SAMPLES, SAMPLE_RATE, load_audio
+from whisper_align.checkpoints.tokenizers import get_tokenizer
 from whisper_align.cli import main
 from whisper_align.errors import TranscriptError
-from whisper_align.evaluation import load_manifest
-from whisper_align.tokenizer import get_tokenizer
-from whisper_align.types import Result
+from whisper_align.frontend.audio import N_SAMPLES, SAMPLE_RATE, load_audio
+from whisper_align.results.manifest import load_manifest
+from whisper_align.results.types import Result
+from whisper_align.tasks.align import LOW_CONFIDENCE_SCORE, align, align_long, clean_text, prepare_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"

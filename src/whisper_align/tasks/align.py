@@ -17,151 +17,32 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..alignment.attention import alignment_matrix
 from ..alignment.words import (
     AlignmentConfig,
     WordTiming,
-    align_words,
     merge_punctuations,
     resolve_config,
-    truncate_sentence_marks,
     widen_empty_words,
 )
 from ..checkpoints.tokenizers import get_tokenizer
 from ..errors import TranscriptError
 from ..frontend.audio import (
-    N_FRAMES,
     N_SAMPLES,
     N_SAMPLES_PER_TOKEN,
     SAMPLE_RATE,
     TOKENS_PER_SECOND,
     is_silent,
     load_audio,
-    log_mel_spectrogram,
-    pad_or_trim,
 )
 from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper
 from ..results.types import Result, Segment, Word
-
-WINDOW_POSITIONS = N_FRAMES // 2  # 1500 encoder positions (20 ms each) in a 30 s window
-
-
-@dataclass
-class Piece:
-    """Text tokens to align against positions [first, last) of window ``window``."""
-
-    window: int
-    tokens: list[int]
-    first: int
-    last: int
-
-
-def window_mel(model: Whisper, audio: np.ndarray) -> Tensor:
-    """Log-mel of up to 30 s of audio, padded to the 3000 frames the encoder takes."""
-    mel = log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES), n_mels=model.dims.n_mels)
-    return mel[:, :N_FRAMES]
-
-
-def _head_order(
-    model: Whisper, heads: Sequence[tuple[int, int]] | None = None
-) -> tuple[dict[int, list[int]], list[tuple[int, int]]]:
-    """{layer: heads} to ask the decoder for, and for each head its (layer, index in that list).
-
-    ``heads`` defaults to the model's alignment heads; order follows sorted (layer, head)."""
-    by_layer: dict[int, list[int]] = {}
-    for layer, head in sorted(set(map(tuple, heads))) if heads is not None else model.alignment_head_pairs():
-        by_layer.setdefault(layer, []).append(head)
-    order = [(layer, i) for layer in sorted(by_layer) for i in range(len(by_layer[layer]))]
-    return by_layer, order
-
-
-@torch.inference_mode()
-def run_pieces(
-    model: Whisper,
-    tokenizer: Tokenizer,
-    audio_features: Tensor,
-    pieces: Sequence[Piece],
-    probabilities: bool = True,
-    heads: Sequence[tuple[int, int]] | None = None,
-) -> list[tuple[Tensor, list[float]]]:
-    """Decoder pass over ``pieces`` against encoded windows ``audio_features`` (W, S, D).
-
-    Returns, per piece, the scores of ``heads`` (default: the alignment heads; in sorted (layer, head) order)
-    as (heads, tokens, positions of its region) for the rows [sot sequence..., no_timestamps, text..., eot],
-    and the probability of each text token (empty if not asked). Head discovery passes every head here.
-    """
-    by_layer, order = _head_order(model, heads)
-    prefix = list(tokenizer.sot_sequence_including_notimestamps)
-    results: list[tuple[Tensor, list[float]] | None] = [None] * len(pieces)
-    for w in sorted({p.window for p in pieces}):
-        members = [i for i, p in enumerate(pieces) if p.window == w]
-        seqs = [prefix + pieces[i].tokens + [tokenizer.eot] for i in members]
-        width = max(len(s) for s in seqs)
-        # right-padding is harmless in a causal decoder: earlier positions never see it
-        tokens = torch.tensor([s + [tokenizer.eot] * (width - len(s)) for s in seqs], device=model.device)
-        if width > model.dims.n_text_ctx:
-            raise TranscriptError(
-                f"a stretch of {width} tokens does not fit the decoder's context of {model.dims.n_text_ctx}"
-            )
-        features = audio_features[w : w + 1]
-        n_layers = model.dims.n_text_layer if probabilities else max(by_layer) + 1
-        cache = model.decoder.shared_audio_cache(features, len(seqs), n_layers)
-        logits, scores = model.decoder(
-            tokens, features.expand(len(seqs), -1, -1), cache=cache, qk_heads=by_layer, logits=probabilities
-        )
-        qk = torch.stack([scores[layer][:, i] for layer, i in order], dim=1)  # (B, heads, T, S)
-        for b, i in enumerate(members):
-            piece, n_text = pieces[i], len(pieces[i].tokens)
-            probs: list[float] = []
-            if logits is not None:
-                text_logits = logits[b, len(prefix) - 1 : len(prefix) - 1 + n_text, : tokenizer.eot]
-                p = text_logits.float().softmax(dim=-1)
-                probs = p[torch.arange(n_text), torch.tensor(piece.tokens)].tolist()
-            results[i] = (qk[b, :, : len(seqs[b]), piece.first : piece.last], probs)
-    return results  # type: ignore[return-value]
-
-
-def words_of_piece(
-    tokenizer: Tokenizer,
-    qk: Tensor,
-    tokens: list[int],
-    probs: list[float],
-    config: AlignmentConfig,
-    time_offset: float,
-    merge: bool = True,
-) -> list[WordTiming]:
-    """Alignment-head scores of one piece -> timed words (seconds, ``time_offset`` added), punctuation merged.
-
-    Without ``probs`` (probabilities not computed) every word's probability is 0. With ``merge=False`` the
-    words are the tokenizer's split, one per word of ``tokenizer.split_to_word_tokens(tokens)``, so that a
-    caller can index them by that split (long-form alignment merges once, over the whole transcript).
-    """
-    matrix = alignment_matrix(qk, qk.shape[-1], config.medfilt_width, config.qk_scale)
-    matrix = matrix[len(tokenizer.sot_sequence) : -1]  # rows: no_timestamps, text tokens
-    words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
-    timings = align_words(
-        matrix.numpy(),
-        words,
-        word_tokens,
-        probs or [0.0] * len(tokens),
-        config,
-        time_offset=time_offset,
-        duration=qk.shape[-1] / TOKENS_PER_SECOND,
-    )
-    if config.conformance:
-        truncate_sentence_marks(timings)  # openai's add_word_timestamps clean-up
-    if not merge:
-        return timings
-    merge_punctuations(timings, config.prepend_punctuations, config.append_punctuations)
-    return [t for t in timings if t.word]
-
+from .pieces import WINDOW_POSITIONS, Piece, run_pieces, window_mel, words_of_piece  # noqa: F401 (re-exported)
 
 # ---- public API -------------------------------------------------------------------------------------------------
 
