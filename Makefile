@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/whisper-align demo
 
-test: setup
+# lint and type checks first (seconds), then the tests
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/mypy
 
 # each prints a table and writes benchmarks/results/*.json (they take minutes to an hour on a laptop CPU)
 bench: setup
@@ -34,6 +40,7 @@ bench: setup
 	$(BIN)/python benchmarks/heads_split.py
 	$(BIN)/python benchmarks/transcription.py --part accuracy
 	$(BIN)/python benchmarks/transcription.py --part speed --threads 1 --runs 5
+	$(BIN)/python benchmarks/report.py --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -28,7 +28,6 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import torch
 from torch import Tensor
@@ -57,7 +56,7 @@ class _Concatenated(io.RawIOBase):
 
     def __init__(self, paths: list[Path]):
         self._paths = list(paths)
-        self._file: BinaryIO | None = None
+        self._file: io.BufferedReader | None = None
 
     def readable(self) -> bool:
         return True
@@ -80,7 +79,7 @@ class _Concatenated(io.RawIOBase):
         super().close()
 
 
-def _read_exact(stream: BinaryIO, n: int, what: str) -> bytearray:
+def _read_exact(stream: io.RawIOBase | io.BufferedIOBase, n: int, what: str) -> bytearray:
     buffer = bytearray(n)
     view = memoryview(buffer)
     got = 0
@@ -94,11 +93,11 @@ def _read_exact(stream: BinaryIO, n: int, what: str) -> bytearray:
     return buffer
 
 
-def _unpack(stream: BinaryIO, fmt: str, what: str) -> int:
+def _unpack(stream: io.RawIOBase | io.BufferedIOBase, fmt: str, what: str) -> int:
     return struct.unpack("<" + fmt, _read_exact(stream, struct.calcsize(fmt), what))[0]
 
 
-def _read_string(stream: BinaryIO, what: str) -> str:
+def _read_string(stream: io.RawIOBase | io.BufferedIOBase, what: str) -> str:
     n = _unpack(stream, "H", what)
     raw = _read_exact(stream, n, what)
     if not raw or raw[-1] != 0:

@@ -332,7 +332,7 @@ def pad_or_trim(array: ArrayT, length: int = N_SAMPLES, *, axis: int = -1) -> Ar
 # ---- mel filterbank ----------------------------------------------------------------------------------------------
 
 
-def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
     """Slaney's mel scale: linear (3 mels per 200 Hz) below 1 kHz, logarithmic (27 mels per octave·log 6.4) above."""
     hz = np.asarray(hz, dtype=np.float64)
     linear_step = 200.0 / 3

@@ -404,13 +404,14 @@ def _check_pairs(pairs: Any) -> list[list[int]]:
     for item in pairs:
         values = list(item) if isinstance(item, (list, tuple)) or _is_vector(item) else None
         ints = [_as_int(v) for v in values] if values is not None else None
-        if ints is None or len(ints) != 2 or ints[0] is None or ints[1] is None:
+        layer, head = ints if ints is not None and len(ints) == 2 else (None, None)
+        if layer is None or head is None:
             raise AlignmentHeadsError(
                 f"each alignment head must be a [layer, head] pair of integers, got {_brief(item)}"
             )
-        if not all(-_MAX_INDEX <= v <= _MAX_INDEX for v in ints):
+        if not all(-_MAX_INDEX <= v <= _MAX_INDEX for v in (layer, head)):
             raise AlignmentHeadsError(f"the alignment head {_brief(item)} is far outside any decoder")
-        checked.append(ints)
+        checked.append([layer, head])
     if not checked:
         raise AlignmentHeadsError("the list of alignment heads is empty; give at least one [layer, head] pair")
     return checked

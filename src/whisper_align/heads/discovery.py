@@ -246,7 +246,7 @@ def compare_sets(
     """Full :func:`~whisper_align.results.evaluation.score` metrics of each named head set (flat indices) on ``items``."""
     labelled = [item for item in items if item.reference is not None]
     return {
-        name: score([(i.id, i.reference, word_times(i, heads, config)) for i in labelled], tolerance=tolerance)
+        name: score([(i.id, i.reference or [], word_times(i, heads, config)) for i in labelled], tolerance=tolerance)
         for name, heads in sets.items()
     }
 

@@ -341,8 +341,8 @@ def unsupervised_ranking(
     order = [int(h) for h in np.lexsort((-strength, -agreement))]
     set_agreement = []
     for k in range(1, min(max_heads, n_heads) + 1):
-        errors = [np.abs(_boundaries(item, order[:k], config) - c).reshape(-1) for item, c in zip(items, consensus)]
-        set_agreement.append(float(np.mean(np.concatenate(errors) <= 0.050 + 1e-9)))
+        per_item = [np.abs(_boundaries(item, order[:k], config) - c).reshape(-1) for item, c in zip(items, consensus)]
+        set_agreement.append(float(np.mean(np.concatenate(per_item) <= 0.050 + 1e-9)))
     best = max(set_agreement)
     k = max(i for i, value in enumerate(set_agreement, start=1) if value >= best - 0.01)
     chosen = order[:k]

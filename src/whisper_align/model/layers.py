@@ -79,7 +79,7 @@ class DerivedForms:
         return cached[2]
 
     def __getstate__(self) -> dict:
-        return dict(super().__getstate__(), _derived={})  # type: ignore[misc]
+        return {**super().__getstate__(), "_derived": {}}  # type: ignore[dict-item, misc]
 
 
 def _inference_on_cpu(*weights: Tensor) -> bool:
@@ -119,6 +119,7 @@ class KVCache:
                 for old, new in zip(buffers, grown):
                     new[:, :n] = old[:, :n]
             buffers = self.self_kv[layer] = grown  # type: ignore[assignment]
+        assert buffers is not None
         buffers[0][:, n : n + n_new] = k
         buffers[1][:, n : n + n_new] = v
         self.self_len[layer] = n + n_new
@@ -199,8 +200,8 @@ class MultiHeadAttention(DerivedForms, nn.Module):
                     torch.cat([biases[0].detach(), zeros, biases[1].detach()]))
 
         weight, bias = self._derived_form("qkv", weights + biases, x.dtype, fuse)
-        return (torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight)
-                .view(*x.shape[:-1], 3, -1).unbind(-2))
+        q, k, v = torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight).view(*x.shape[:-1], 3, -1).unbind(-2)
+        return q, k, v
 
     def project_audio(self, audio_features: Tensor) -> tuple[Tensor, Tensor]:
         """Keys and values of the audio for cross-attention, split by head and contiguous, (B, H, S, D/H).

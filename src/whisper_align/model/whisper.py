@@ -61,7 +61,10 @@ class AudioEncoder(nn.Module):
         self.conv1 = Conv1d(n_mels, n_state, kernel_size=3, padding=1)
         self.conv2 = Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
         self.register_buffer("positional_embedding", sinusoids(n_ctx, n_state))
-        self.blocks = nn.ModuleList(ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer))
+        self.positional_embedding: Tensor
+        self.blocks: list[ResidualAttentionBlock] = nn.ModuleList(  # type: ignore[assignment]
+            ResidualAttentionBlock(n_state, n_head) for _ in range(n_layer)
+        )
         self.ln_post = LayerNorm(n_state)
 
     def forward(self, mel: Tensor) -> Tensor:
@@ -85,7 +88,7 @@ class TextDecoder(DerivedForms, nn.Module):
         super().__init__()
         self.token_embedding = nn.Embedding(n_vocab, n_state)
         self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
-        self.blocks = nn.ModuleList(
+        self.blocks: list[ResidualAttentionBlock] = nn.ModuleList(  # type: ignore[assignment]
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
         )
         self.ln = LayerNorm(n_state)
@@ -96,7 +99,9 @@ class TextDecoder(DerivedForms, nn.Module):
         for the first ``n_layers`` layers, computed once and shared (expanded, not copied) by ``batch`` rows."""
         cache = KVCache()
         for layer in range(len(self.blocks) if n_layers is None else n_layers):
-            k, v = self.blocks[layer].cross_attn.project_audio(audio_features)
+            cross_attn = self.blocks[layer].cross_attn
+            assert cross_attn is not None  # decoder blocks always attend to the audio
+            k, v = cross_attn.project_audio(audio_features)
             cache.cross_kv[layer] = (k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
         return cache
 
@@ -142,6 +147,7 @@ class TextDecoder(DerivedForms, nn.Module):
                 k, v = cache.extend(i, k, v)
             x = x + block.attn(h, kv=(k, v), mask=mask, q=q)[0]
 
+            assert block.cross_attn is not None and block.cross_attn_ln is not None
             if cache is not None and i in cache.cross_kv:
                 cross_kv = cache.cross_kv[i]
             else:
@@ -160,12 +166,12 @@ class TextDecoder(DerivedForms, nn.Module):
             x = x[:, logit_positions]
         x = self.ln(x)
         if self.output is not None:
-            logits = self.output(x)
+            out = self.output(x)
         elif projection is not None:
-            logits = projection(x)
+            out = projection(x)
         else:
-            logits = x @ self.vocabulary_projection(x.dtype)
-        return logits.float(), scores
+            out = x @ self.vocabulary_projection(x.dtype)
+        return out.float(), scores
 
     def vocabulary_projection(self, dtype: torch.dtype) -> Tensor:
         """The (D, n_vocab) matrix from decoder states to logits: the token embedding, transposed.
@@ -231,6 +237,8 @@ def _heads_from_state(loaded: object, shape: tuple[int, int]) -> Tensor:
 
 
 class Whisper(nn.Module):
+    alignment_heads: Tensor  # sparse bool (n_text_layer, n_text_head), a persistent buffer
+
     def __init__(self, dims: ModelDimensions):
         super().__init__()
         self.dims = dims

@@ -9,7 +9,7 @@ nothing global is left behind.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -58,7 +58,7 @@ def plot_heads_grid(
         fig = _figure(figsize=(max(3.0, 0.32 * n_heads + 1.5), max(2.0, 0.32 * n_layers + 1.2)), dpi=100)
         ax = fig.add_subplot()
     else:
-        fig = ax.figure
+        fig = cast("Figure", ax.figure)
     ax.imshow(array, cmap="Greys", vmin=0, vmax=1.25, interpolation="nearest", aspect="equal", origin="upper")
     # thin cell borders so empty cells are countable
     ax.set_xticks(np.arange(-0.5, n_heads, 1), minor=True)
@@ -99,7 +99,7 @@ def plot_head_scores(
         fig = _figure(figsize=(max(4.0, 0.55 * n_heads + 2.0), max(2.5, 0.45 * n_layers + 1.4)), dpi=100)
         ax = fig.add_subplot()
     else:
-        fig = ax.figure
+        fig = cast("Figure", ax.figure)
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
     image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=low, vmax=high if high > low else low + 1,
@@ -154,7 +154,7 @@ def plot_alignment(
         fig = _figure(figsize=(min(18.0, max(6.0, 2.0 * seconds + 2.0)), max(3.0, 0.22 * n_rows + 1.8)), dpi=100)
         ax = fig.add_subplot()
     else:
-        fig = ax.figure
+        fig = cast("Figure", ax.figure)
     ax.imshow(values, cmap="Blues", aspect="auto", origin="upper", interpolation="nearest",
               extent=(0.0, seconds, n_rows - 0.5, -0.5))
     if path is not None:

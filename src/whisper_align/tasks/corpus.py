@@ -301,9 +301,10 @@ def _align_group(run: _Run, group: list[CorpusEntry], done: set[str]) -> list[tu
             for clip, words in zip(members, _align_item(run, item)):
                 entry = clip.entry
                 if entry.id not in done:
-                    error = words if isinstance(words, str) else None
-                    line = _line(entry.id, error=error) if error is not None else _line(entry.id, words)
-                    results[entry.index] = (entry.id, error, line)
+                    if isinstance(words, str):  # the clip failed: its error message
+                        results[entry.index] = (entry.id, words, _line(entry.id, error=words))
+                    else:
+                        results[entry.index] = (entry.id, None, _line(entry.id, words))
     return [results[index] for index in sorted(results)]
 
 

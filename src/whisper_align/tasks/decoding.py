@@ -306,10 +306,12 @@ class DecodingTask:
         for i in range(self.sample_len):
             if i == 0:  # the whole prompt; logits only where they are read: <|startoftranscript|> and the last
                 logits = call(tokens, positions=[self.sot_index, tokens.shape[-1] - 1])
+                assert logits is not None  # asked for
                 if tok.no_speech is not None:
                     no_speech_probs = logits[:, 0].float().softmax(-1)[:, tok.no_speech].tolist()
             else:  # (the first call stays float32: it also gives the no-speech probability)
                 logits = call(tokens[:, -1:], projection=self.fast_projection)
+            assert logits is not None  # asked for
             logits = logits[:, -1]
             raw_text = F.log_softmax(logits[:, :eot].float(), dim=-1)
             for rule in self.filters:
