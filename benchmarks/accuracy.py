@@ -60,8 +60,9 @@ def openai_raw(reference, tokenizer, samples, tokens):
         return whisper.timing.find_alignment(reference, tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000)
 
 
-def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: bool, stride: int = 1,
-             offset: int = 0) -> dict:
+def evaluate(
+    model_name: str, set_name: str, limit: int | None, with_openai: bool, stride: int = 1, offset: int = 0
+) -> dict:
     model = load_model(model_name)
     modes = {name: resolve_config(config, model.alignment_time_shift) for name, config in MODES.items()}
     tokenizer = get_tokenizer(model)
@@ -70,7 +71,9 @@ def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: boo
         import whisper.tokenizer
 
         ref_tokenizer = whisper.tokenizer.get_tokenizer(
-            model.is_multilingual, num_languages=model.num_languages, language="en" if model.is_multilingual else None,
+            model.is_multilingual,
+            num_languages=model.num_languages,
+            language="en" if model.is_multilingual else None,
             task="transcribe",
         )
     utterances = load_manifest(manifest(set_name))[offset::stride][:limit]
@@ -88,16 +91,27 @@ def evaluate(model_name: str, set_name: str, limit: int | None, with_openai: boo
             hyps[name][u.id] = (u.words, [(w.word, w.start, w.end) for w in words])
         if reference is not None:
             hyps["openai"][u.id] = (u.words, openai_words(reference, ref_tokenizer, samples, tokens))
-            ours = [(w.start, w.end) for w in words_of_piece(tokenizer, qk.float(), tokens, probs,
-                                                             AlignmentConfig(mode="conformance", append_punctuations="",
-                                                                             prepend_punctuations=""), 0.0)]
+            ours = [
+                (w.start, w.end)
+                for w in words_of_piece(
+                    tokenizer,
+                    qk.float(),
+                    tokens,
+                    probs,
+                    AlignmentConfig(mode="conformance", append_punctuations="", prepend_punctuations=""),
+                    0.0,
+                )
+            ]
             raw = [(t.start, t.end) for t in openai_raw(reference, ref_tokenizer, samples, tokens)]
             gaps += [max(abs(a[0] - b[0]), abs(a[1] - b[1])) for a, b in zip(ours, raw)]
         print(f"\r{model_name} {set_name}: {i + 1}/{len(utterances)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     metrics = {name: score(pairs) for name, pairs in hyps.items()}
-    out = {"metrics": {name: m.to_dict() for name, m in metrics.items()}, "table": format_table(metrics),
-           "time_shift_s": model.alignment_time_shift}
+    out = {
+        "metrics": {name: m.to_dict() for name, m in metrics.items()},
+        "table": format_table(metrics),
+        "time_shift_s": model.alignment_time_shift,
+    }
     if gaps:
         gaps_arr = np.array(gaps)
         out["conformance"] = {
@@ -125,8 +139,10 @@ def main() -> None:
             print(f"\n## {model_name} on {set_name}\n\n{result['table']}")
             if "conformance" in result:
                 c = result["conformance"]
-                print(f"conformance: {c['within_20ms']:.1%} of {c['words']} words within 20 ms of openai's "
-                      f"find_alignment (max difference {c['max_difference_s'] * 1000:.0f} ms)")
+                print(
+                    f"conformance: {c['within_20ms']:.1%} of {c['words']} words within 20 ms of openai's "
+                    f"find_alignment (max difference {c['max_difference_s'] * 1000:.0f} ms)"
+                )
     path = write_json("accuracy_" + "_".join(args.sets), {"args": vars(args), "results": results})
     print(f"\nwrote {path}")
 

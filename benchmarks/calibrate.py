@@ -40,7 +40,9 @@ def signed_errors(model_name: str, set_name: str, limit: int | None, stride: int
             features = model.embed_audio(window_mel(model, samples)[None])
         n = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
         ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n)])
-        hyp = as_timed_words([(w.word, w.start, w.end) for w in words_of_piece(tokenizer, qk, tokens, probs, config, 0)])
+        hyp = as_timed_words(
+            [(w.word, w.start, w.end) for w in words_of_piece(tokenizer, qk, tokens, probs, config, 0)]
+        )
         ref = as_timed_words(u.words)
         for r, h in match_words(ref, hyp):
             errors += [hyp[h][1] - ref[r][1], hyp[h][2] - ref[r][2]]
@@ -61,8 +63,12 @@ def main() -> None:
     for name in args.models:
         errors = signed_errors(name, args.set, args.limit, args.stride)
         median = float(np.median(errors))
-        rows[name] = {"boundaries": len(errors), "median_signed_error_s": median,
-                      "mean_signed_error_s": float(errors.mean()), "shift_s": round(-median, 3)}
+        rows[name] = {
+            "boundaries": len(errors),
+            "median_signed_error_s": median,
+            "mean_signed_error_s": float(errors.mean()),
+            "shift_s": round(-median, 3),
+        }
         print(f"| {name} | {len(errors)} | {median * 1000:.1f} | {errors.mean() * 1000:.1f} | {-median:+.3f} |")
     path = write_json("calibration", {"args": vars(args), "models": rows})
     print(f"wrote {path}")

@@ -90,19 +90,27 @@ def main() -> None:
             "within_20ms_of_cpu": float(np.mean(diffs <= 0.020)),
             "transcript_equal_to_cpu": float(np.mean([texts[name][i] == texts[reference][i] for i in texts[name]])),
         }
-    print(f"\n{args.model} on the first {len(utterances)} clips of {args.set}; "
-          f"{device_name(args.device)}\n")
+    print(f"\n{args.model} on the first {len(utterances)} clips of {args.set}; {device_name(args.device)}\n")
     print(f"| {'run':16} | boundaries | max diff vs CPU ms | within 20 ms of CPU | transcript = CPU's |")
     print(f"|{'-' * 18}|-----------:|-------------------:|--------------------:|-------------------:|")
     for name, r in rows.items():
-        print(f"| {name:16} | {r['boundaries']:10d} | {r['max_diff_ms']:18.1f} | {100 * r['within_20ms_of_cpu']:18.1f}% "
-              f"| {100 * r['transcript_equal_to_cpu']:17.1f}% |")
+        print(
+            f"| {name:16} | {r['boundaries']:10d} | {r['max_diff_ms']:18.1f} | {100 * r['within_20ms_of_cpu']:18.1f}% "
+            f"| {100 * r['transcript_equal_to_cpu']:17.1f}% |"
+        )
     accuracy = {name: score({u.id: (u.words, aligned[name][u.id].words) for u in utterances}) for name in models}
     print("\naccuracy against the reference boundaries:\n")
     print(format_table(accuracy))
-    path = write_json("gpu_check", {"args": vars(args), "device": device_name(args.device),
-                                    "buffer": checks, "agreement": rows,
-                                    "accuracy": {k: v.to_dict() for k, v in accuracy.items()}})
+    path = write_json(
+        "gpu_check",
+        {
+            "args": vars(args),
+            "device": device_name(args.device),
+            "buffer": checks,
+            "agreement": rows,
+            "accuracy": {k: v.to_dict() for k, v in accuracy.items()},
+        },
+    )
     print(f"\nwrote {path}")
 
 

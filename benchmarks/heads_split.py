@@ -56,18 +56,31 @@ def run_model(name: str, utterances: list, max_heads: int) -> dict:
         part = captures.subset(ids[find_on])
         supervised = D.find_heads(part, config, holdout=0.3, split_by="auto", max_heads=max_heads)
         unsupervised = D.find_heads_unsupervised(part, config, max_heads=max_heads)
-        sets = {**D.reference_sets(captures), "found (supervised)": captures.flat(supervised.mask),
-                "found (unsupervised)": captures.flat(unsupervised.mask)}
+        sets = {
+            **D.reference_sets(captures),
+            "found (supervised)": captures.flat(supervised.mask),
+            "found (unsupervised)": captures.flat(unsupervised.mask),
+        }
         test = captures.subset(ids[test_on])
-        fold = {"find_on": sorted(halves[find_on]), "test_on": sorted(halves[test_on]),
-                "supervised": supervised.to_dict(), "unsupervised": unsupervised.to_dict(),
-                "overlap": D.overlap(supervised.mask, unsupervised.mask), "metrics": {}}
+        fold = {
+            "find_on": sorted(halves[find_on]),
+            "test_on": sorted(halves[test_on]),
+            "supervised": supervised.to_dict(),
+            "unsupervised": unsupervised.to_dict(),
+            "overlap": D.overlap(supervised.mask, unsupervised.mask),
+            "metrics": {},
+        }
         official = next(k for k in sets if k.startswith("official"))
-        sets = {official: sets[official], f"{official} + calibrated shift": sets[official],
-                **{k: v for k, v in sets.items() if k != official}}
-        shifts = {f"{official} + calibrated shift": model.alignment_time_shift,
-                  "found (supervised)": supervised.time_shift or 0.0,
-                  "found (unsupervised)": unsupervised.time_shift or 0.0}
+        sets = {
+            official: sets[official],
+            f"{official} + calibrated shift": sets[official],
+            **{k: v for k, v in sets.items() if k != official},
+        }
+        shifts = {
+            f"{official} + calibrated shift": model.alignment_time_shift,
+            "found (supervised)": supervised.time_shift or 0.0,
+            "found (unsupervised)": unsupervised.time_shift or 0.0,
+        }
         for mode, cfg in modes.items():
             metrics = {}
             for set_name, heads in sets.items():
@@ -77,8 +90,10 @@ def run_model(name: str, utterances: list, max_heads: int) -> dict:
                 hypotheses[mode].setdefault(set_name, []).extend(rows)
             fold["metrics"][mode] = {k: m.to_dict() for k, m in metrics.items()}
             if mode == "default":
-                print(f"\n{name}: found on {find_on} {sorted(halves[find_on])}, tested on {test_on}; supervised "
-                      f"{supervised.pairs} (shift {supervised.time_shift}), unsupervised {unsupervised.pairs}")
+                print(
+                    f"\n{name}: found on {find_on} {sorted(halves[find_on])}, tested on {test_on}; supervised "
+                    f"{supervised.pairs} (shift {supervised.time_shift}), unsupervised {unsupervised.pairs}"
+                )
                 print(format_table(metrics))
         folds[f"find {find_on} -> test {test_on}"] = fold
 
@@ -86,8 +101,12 @@ def run_model(name: str, utterances: list, max_heads: int) -> dict:
     for mode, rows in pooled.items():
         print(f"\n{name}, both test halves pooled ({len(captures.captures)} utterances), {mode} mode:")
         print(format_table(rows))
-    return {"capture_seconds": capture_s, "skipped": captures.skipped, "folds": folds,
-            "pooled": {mode: {k: m.to_dict() for k, m in rows.items()} for mode, rows in pooled.items()}}
+    return {
+        "capture_seconds": capture_s,
+        "skipped": captures.skipped,
+        "folds": folds,
+        "pooled": {mode: {k: m.to_dict() for k, m in rows.items()} for mode, rows in pooled.items()},
+    }
 
 
 def main() -> None:
@@ -102,9 +121,15 @@ def main() -> None:
         warnings.simplefilter("ignore")
         for name in args.models:
             results[name] = run_model(name, utterances, args.max_heads)
-    path = write_json("heads_split", {"eval_set": "timit-dev", "n_utterances": len(utterances),
-                                      "objective": "(within 50 ms + within 100 ms) / 2 - median error (s)",
-                                      "models": results})
+    path = write_json(
+        "heads_split",
+        {
+            "eval_set": "timit-dev",
+            "n_utterances": len(utterances),
+            "objective": "(within 50 ms + within 100 ms) / 2 - median error (s)",
+            "models": results,
+        },
+    )
     print(f"\nwrote {path}")
 
 

@@ -92,12 +92,19 @@ def emphasize(values: list[list[float]], target: int, better: list[str | None]) 
     return flags
 
 
-def scored_rows(labels: list[list[str]], numbers: list[list[float]], text: list[list[str]], target: int | None,
-                better: list[str | None]) -> list[list[str]]:
+def scored_rows(
+    labels: list[list[str]],
+    numbers: list[list[float]],
+    text: list[list[str]],
+    target: int | None,
+    better: list[str | None],
+) -> list[list[str]]:
     """Table rows ``labels[i] + text[i]``, row ``target``'s cells bold where it is best (see :func:`emphasize`)."""
     flags = emphasize(numbers, target, better) if target is not None else [False] * len(better)
-    return [label + [bold(c) if i == target and flag else c for c, flag in zip(cells, flags)]
-            for i, (label, cells) in enumerate(zip(labels, text))]
+    return [
+        label + [bold(c) if i == target and flag else c for c, flag in zip(cells, flags)]
+        for i, (label, cells) in enumerate(zip(labels, text))
+    ]
 
 
 def source_note(name: str, data: Json) -> str:
@@ -116,8 +123,13 @@ def source_note(name: str, data: Json) -> str:
 
 # ---- forced alignment accuracy (accuracy.py) ---------------------------------------------------------------------
 
-TIMING = {"median_abs_ms": "median ms", "within_20ms": "≤20 ms", "within_50ms": "≤50 ms", "within_100ms": "≤100 ms",
-          "within_200ms": "≤200 ms"}  # a scored run's field -> its column header
+TIMING = {
+    "median_abs_ms": "median ms",
+    "within_20ms": "≤20 ms",
+    "within_50ms": "≤50 ms",
+    "within_100ms": "≤100 ms",
+    "within_200ms": "≤200 ms",
+}  # a scored run's field -> its column header
 TIMING_BETTER = ["low", "high", "high", "high", "high"]
 
 
@@ -153,13 +165,17 @@ def accuracy(data: Json) -> str:
         rows += accuracy_model_rows(model, result["metrics"])
         c = result.get("conformance")
         if c:
-            conformance.append(f"{model} {pct(c['within_20ms'])} of {c['words']} words "
-                               f"(max difference {1000 * c['max_difference_s']:.0f} ms)")
+            conformance.append(
+                f"{model} {pct(c['within_20ms'])} of {c['words']} words "
+                f"(max difference {1000 * c['max_difference_s']:.0f} ms)"
+            )
     table = markdown(["model", "aligner", "start MAE ms", "end MAE ms", *TIMING.values()], rows, left=2)
     if not conformance:
         return table
-    return (f"{table}\n\nConformance, words whose start and end are within 20 ms of openai-whisper's own "
-            f"`find_alignment` on the same weights: {'; '.join(conformance)}.")
+    return (
+        f"{table}\n\nConformance, words whose start and end are within 20 ms of openai-whisper's own "
+        f"`find_alignment` on the same weights: {'; '.join(conformance)}."
+    )
 
 
 # ---- corpus throughput (throughput.py) ---------------------------------------------------------------------------
@@ -179,9 +195,18 @@ def throughput(data: Json, seconds_decimals: int = 1) -> str:
         labels.append([THROUGHPUT_LABELS.get(row["contender"], row["contender"])])
         a = row["accuracy"]
         numbers.append([row["median_s"], row["realtime_factor"], row["speedup"], a["median_abs_ms"], a["within_50ms"]])
-        text.append([f"{row['median_s']:.{seconds_decimals}f}", realtime(row["realtime_factor"]),
-                     times(row["speedup"]), ms(a["median_abs_ms"]), pct(a["within_50ms"])])
-    target = next((i for i, row in enumerate(data["rows"]) if row["contender"] == "whisper-align, packed windows"), None)
+        text.append(
+            [
+                f"{row['median_s']:.{seconds_decimals}f}",
+                realtime(row["realtime_factor"]),
+                times(row["speedup"]),
+                ms(a["median_abs_ms"]),
+                pct(a["within_50ms"]),
+            ]
+        )
+    target = next(
+        (i for i, row in enumerate(data["rows"]) if row["contender"] == "whisper-align, packed windows"), None
+    )
     rows = scored_rows(labels, numbers, text, target, better=["low", "high", "high", "low", "high"])
     return markdown(["aligner", "median s", "× real time", "speed-up", "median error ms", "≤50 ms"], rows)
 
@@ -194,13 +219,22 @@ def longform(data: Json) -> str:
     duration, seconds = data["duration_s"], data["seconds"]
     _, long_text = timing_cells(data["long"])
     _, short_text = timing_cells(data["short"])
-    rows = [[f"one {duration / 60:.0f}-minute recording", *long_text,
-             f"{seconds:.1f} s ({duration / seconds:.0f}× real time)"],
-            ["the same clips one by one", *short_text, ""]]
+    rows = [
+        [
+            f"one {duration / 60:.0f}-minute recording",
+            *long_text,
+            f"{seconds:.1f} s ({duration / seconds:.0f}× real time)",
+        ],
+        ["the same clips one by one", *short_text, ""],
+    ]
     return markdown([data["args"]["model"], *TIMING.values(), "time"], rows)
 
 
 # ---- alignment heads on other speakers (heads_split.py) ----------------------------------------------------------
+
+
+def _found_sizes(folds: list[dict], method: str) -> str:
+    return head_count_range(len(f[method]["pairs"]) for f in folds)
 
 
 def head_count_range(counts: Iterable[int]) -> str:
@@ -220,9 +254,8 @@ def heads_labels(model: str, result: Json) -> dict[str, str]:
         f"official {model}": f"official{official_size}",
         f"official {model} + calibrated shift": "official + calibrated shift",
         "default (last half)": f"default: every head of the last half ({(layers - layers // 2) * heads})",
-        "found (supervised)": f"**found, supervised** ({head_count_range(len(f['supervised']['pairs']) for f in folds)})",
-        "found (unsupervised)":
-            f"found, unsupervised ({head_count_range(len(f['unsupervised']['pairs']) for f in folds)})",
+        "found (supervised)": f"**found, supervised** ({_found_sizes(folds, 'supervised')})",
+        "found (unsupervised)": f"found, unsupervised ({_found_sizes(folds, 'unsupervised')})",
     }
 
 
@@ -235,8 +268,9 @@ def heads_split(data: Json) -> str:
         labels = heads_labels(model, result)
         numbers, text = zip(*(timing_cells(pooled[name]) for name in names))
         target = names.index("found (supervised)") if "found (supervised)" in names else None
-        rows += scored_rows([[model, labels.get(name, name)] for name in names], list(numbers), list(text),
-                            target, TIMING_BETTER)
+        rows += scored_rows(
+            [[model, labels.get(name, name)] for name in names], list(numbers), list(text), target, TIMING_BETTER
+        )
     return markdown(["model", "heads", *TIMING.values()], rows, left=2)
 
 
@@ -276,8 +310,10 @@ SPEED_LABELS = {  # contender name in the JSON -> label, in table order; the def
     "faster-whisper int8": "faster-whisper, int8",
 }
 # Runs made while openai's window rule was the default named the contenders the other way round.
-BEFORE_WORD_RULES = {"whisper-align": "whisper-align, seek_to_last_word=True",
-                     "whisper-align, seek_to_last_word=False": "whisper-align"}
+BEFORE_WORD_RULES = {
+    "whisper-align": "whisper-align, seek_to_last_word=True",
+    "whisper-align, seek_to_last_word=False": "whisper-align",
+}
 
 
 def today_names(names: Iterable[str]) -> dict[str, str]:
@@ -311,8 +347,12 @@ def transcription_speed(data: Json, seconds_decimals: int = 1) -> str:
         label = SPEED_LABELS.get(name, name).format(precision=precision)
         rows.append([label] + [bold(c) if name == "whisper-align" else c for c in cells])
     runs = len(result["rows"][0]["seconds"])
-    header = ["", "without word timestamps", "with word timestamps",
-              f"word-timestamp overhead (median of {runs} pairs)"]
+    header = [
+        "",
+        "without word timestamps",
+        "with word timestamps",
+        f"word-timestamp overhead (median of {runs} pairs)",
+    ]
     return markdown(header, rows)
 
 
@@ -321,14 +361,33 @@ def transcription_speed(data: Json, seconds_decimals: int = 1) -> str:
 
 def gpu_check(data: Json) -> str:
     """gpu_check.json: word times and text on the GPU against the CPU, and the heads buffer's moves."""
-    rows = [[name, str(r["boundaries"]), f"{r['max_diff_ms']:.0f}", pct(r["within_20ms_of_cpu"]),
-             pct(r["transcript_equal_to_cpu"])] for name, r in data["agreement"].items()]
-    table = markdown(["run", "word boundaries", "max difference from the CPU ms", "within 20 ms of the CPU",
-                      "transcripts equal to the CPU's"], rows)
+    rows = [
+        [
+            name,
+            str(r["boundaries"]),
+            f"{r['max_diff_ms']:.0f}",
+            pct(r["within_20ms_of_cpu"]),
+            pct(r["transcript_equal_to_cpu"]),
+        ]
+        for name, r in data["agreement"].items()
+    ]
+    table = markdown(
+        [
+            "run",
+            "word boundaries",
+            "max difference from the CPU ms",
+            "within 20 ms of the CPU",
+            "transcripts equal to the CPU's",
+        ],
+        rows,
+    )
     b = data["buffer"]
-    checks = {"sparse": b["buffer_is_sparse"], "same heads after `.to()`": b["heads_same_after_to_cuda"],
-              "after `.half()`": b["heads_same_after_half"],
-              "after a state-dict round trip": b["heads_same_after_state_dict_round_trip"]}
+    checks = {
+        "sparse": b["buffer_is_sparse"],
+        "same heads after `.to()`": b["heads_same_after_to_cuda"],
+        "after `.half()`": b["heads_same_after_half"],
+        "after a state-dict round trip": b["heads_same_after_state_dict_round_trip"],
+    }
     listed = ", ".join(f"{label}: {'yes' if ok else 'NO'}" for label, ok in checks.items())
     return f"{table}\n\nAlignment-heads buffer on `{b['buffer_device']}` ({data['device']}): {listed}."
 
@@ -352,29 +411,36 @@ TABLES: dict[str, Callable[[Json], str]] = {
 def render(name: str, results: Path = RESULTS) -> str:
     """The block ``name`` as the README should hold it: the table, a blank line, the source note."""
     if name not in TABLES:
-        raise ReportError(f"README block {name!r} has no generator; known names: {', '.join(TABLES)}. "
-                          "Fix the name in its <!-- results: NAME --> marker.")
+        raise ReportError(
+            f"README block {name!r} has no generator; known names: {', '.join(TABLES)}. "
+            "Fix the name in its <!-- results: NAME --> marker."
+        )
     path = results / f"{name}.json"
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ReportError(f"{path} not found: run the benchmark that writes it, or remove the README block "
-                          f"{name!r}") from None
+        raise ReportError(
+            f"{path} not found: run the benchmark that writes it, or remove the README block {name!r}"
+        ) from None
     except json.JSONDecodeError as error:
         raise ReportError(f"{path} is not valid JSON ({error}); rerun the benchmark that writes it") from None
     try:
         table = TABLES[name](data)
     except (KeyError, IndexError, TypeError, ValueError) as error:
-        raise ReportError(f"{path} lacks what the {name!r} table needs ({type(error).__name__}: {error}); "
-                          "rerun its benchmark or update benchmarks/report.py to the new layout") from None
+        raise ReportError(
+            f"{path} lacks what the {name!r} table needs ({type(error).__name__}: {error}); "
+            "rerun its benchmark or update benchmarks/report.py to the new layout"
+        ) from None
     return f"{table}\n\n{source_note(name, data)}\n"
 
 
 def regenerate(text: str, results: Path = RESULTS) -> str:
     """``text`` (a README) with every results block replaced by what its JSON gives."""
     if text.count("<!-- results:") != len(BLOCK.findall(text)):
-        raise ReportError("a <!-- results: NAME --> marker has no matching <!-- /results --> (or a block is "
-                          "nested); close every block before running the report")
+        raise ReportError(
+            "a <!-- results: NAME --> marker has no matching <!-- /results --> (or a block is "
+            "nested); close every block before running the report"
+        )
     return BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), results) + m.group(4), text)
 
 
@@ -382,8 +448,14 @@ def check(readme: Path = README, results: Path = RESULTS) -> str:
     """A unified diff from the README's blocks to the generated ones; empty when they agree."""
     current = readme.read_text()
     wanted = regenerate(current, results)
-    return "".join(difflib.unified_diff(current.splitlines(keepends=True), wanted.splitlines(keepends=True),
-                                        f"{readme.name} (now)", f"{readme.name} (from {results.name}/*.json)"))
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            wanted.splitlines(keepends=True),
+            f"{readme.name} (now)",
+            f"{readme.name} (from {results.name}/*.json)",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,8 +43,10 @@ def run_openai(reference, model, utterances) -> dict:
 
     tokenizer = get_tokenizer(model)
     ref_tokenizer = whisper.tokenizer.get_tokenizer(
-        model.is_multilingual, num_languages=model.num_languages,
-        language="en" if model.is_multilingual else None, task="transcribe",
+        model.is_multilingual,
+        num_languages=model.num_languages,
+        language="en" if model.is_multilingual else None,
+        task="transcribe",
     )
     out = {}
     for u in utterances:
@@ -53,7 +55,9 @@ def run_openai(reference, model, utterances) -> dict:
         mel = mel.to(reference.device)
         tokens = prepare_text(tokenizer, u.text)
         with torch.no_grad():
-            timings = whisper.timing.find_alignment(reference, ref_tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000)
+            timings = whisper.timing.find_alignment(
+                reference, ref_tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000
+            )
         out[u.id] = [(t.word, float(t.start), float(t.end)) for t in timings]
     synchronize(reference.device)
     return out
@@ -111,20 +115,32 @@ def main() -> None:
     base = statistics.median(times[next(iter(contenders))])
     rows = []
     where = device_name(model.device) if model.device.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    print(f"\n{args.set}: {len(utterances)} clips, {audio_seconds / 60:.1f} min of audio, model {args.model}, "
-          f"{where}, median of {args.runs} runs\n")
+    print(
+        f"\n{args.set}: {len(utterances)} clips, {audio_seconds / 60:.1f} min of audio, model {args.model}, "
+        f"{where}, median of {args.runs} runs\n"
+    )
     print(f"| {'contender':36} | {'median s':>8} | {'x realtime':>10} | {'speed-up':>8} |")
     print(f"|{'-' * 38}|{'-' * 10}:|{'-' * 12}:|{'-' * 10}:|")
     for name, ts in times.items():
         median = statistics.median(ts)
-        rows.append({"contender": name, "seconds": ts, "median_s": median, "speedup": base / median,
-                     "realtime_factor": audio_seconds / median, "accuracy": accuracy[name].to_dict()})
+        rows.append(
+            {
+                "contender": name,
+                "seconds": ts,
+                "median_s": median,
+                "speedup": base / median,
+                "realtime_factor": audio_seconds / median,
+                "accuracy": accuracy[name].to_dict(),
+            }
+        )
         print(f"| {name:36} | {median:8.2f} | {audio_seconds / median:10.1f} | {base / median:7.2f}x |")
     print("\naccuracy of each contender (first run):\n")
     print(format_table(accuracy))
     name = "throughput" if args.device == "cpu" else f"throughput_{model.device.type}"
-    path = write_json(name, {"args": vars(args), "device": where, "clips": len(utterances), "audio_seconds": audio_seconds,
-                                     "rows": rows})
+    path = write_json(
+        name,
+        {"args": vars(args), "device": where, "clips": len(utterances), "audio_seconds": audio_seconds, "rows": rows},
+    )
     print(f"\nwrote {path}")
 
 

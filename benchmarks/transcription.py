@@ -120,8 +120,14 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 # ---- part 1: accuracy ------------------------------------------------------------------------------------------
 
 
-def evaluate(models: dict, reference, model_name: str, set_name: str, utterances: list[Utterance],
-             modes: dict[str, AlignmentConfig]) -> dict:
+def evaluate(
+    models: dict,
+    reference,
+    model_name: str,
+    set_name: str,
+    utterances: list[Utterance],
+    modes: dict[str, AlignmentConfig],
+) -> dict:
     """``modes`` maps a row name to the alignment config it runs with, ``models`` a row name to its model."""
     names = ["openai"] + list(modes)
     texts: dict[str, dict[str, str]] = {name: {} for name in names}
@@ -150,21 +156,42 @@ def evaluate(models: dict, reference, model_name: str, set_name: str, utterances
     for name in names:
         errors = sum(edit_distance(normalize_words(u.text), normalize_words(texts[name][u.id])) for u in utterances)
         same = sum(texts[name][u.id] == texts["openai"][u.id] for u in utterances)
-        differing = [{"id": u.id, "openai": texts["openai"][u.id], "ours": texts[name][u.id]}
-                     for u in utterances if texts[name][u.id] != texts["openai"][u.id]]
-        text_rows[name] = {"utterances": len(utterances), "text_equal_openai": same / len(utterances),
-                           "word_errors": errors, "ref_words": ref_word_count, "wer": errors / ref_word_count,
-                           "differing": differing}
+        differing = [
+            {"id": u.id, "openai": texts["openai"][u.id], "ours": texts[name][u.id]}
+            for u in utterances
+            if texts[name][u.id] != texts["openai"][u.id]
+        ]
+        text_rows[name] = {
+            "utterances": len(utterances),
+            "text_equal_openai": same / len(utterances),
+            "word_errors": errors,
+            "ref_words": ref_word_count,
+            "wer": errors / ref_word_count,
+            "differing": differing,
+        }
         if name in second_pass_windows:
             text_rows[name]["second_pass_windows"] = second_pass_windows[name]
     metrics = {name: score(words[name]) for name in names}
     text_table = markdown_table(
         ["", "utts", "text == openai", "ref words", "word errors", "WER"],
-        [[name, str(r["utterances"]), f"{100 * r['text_equal_openai']:.1f}%", str(r["ref_words"]),
-          str(r["word_errors"]), f"{100 * r['wer']:.2f}%"] for name, r in text_rows.items()],
+        [
+            [
+                name,
+                str(r["utterances"]),
+                f"{100 * r['text_equal_openai']:.1f}%",
+                str(r["ref_words"]),
+                str(r["word_errors"]),
+                f"{100 * r['wer']:.2f}%",
+            ]
+            for name, r in text_rows.items()
+        ],
     )
-    return {"text": text_rows, "text_table": text_table, "metrics": {n: m.to_dict() for n, m in metrics.items()},
-            "timing_table": format_table(metrics)}
+    return {
+        "text": text_rows,
+        "text_table": text_table,
+        "metrics": {n: m.to_dict() for n, m in metrics.items()},
+        "timing_table": format_table(metrics),
+    }
 
 
 def run_accuracy(args: argparse.Namespace) -> None:
@@ -243,12 +270,12 @@ def faster_whisper_contender(model_name: str, compute_type: str = "float32") -> 
     folder = Path(names.resolve(model_name))
     if not (folder / "model.bin").exists():
         return None
-    fw = faster_whisper.WhisperModel(str(folder), device="cpu", compute_type=compute_type,
-                                     cpu_threads=torch.get_num_threads())
+    fw = faster_whisper.WhisperModel(
+        str(folder), device="cpu", compute_type=compute_type, cpu_threads=torch.get_num_threads()
+    )
 
     def run(audio: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
-        segments, _ = fw.transcribe(audio, beam_size=1, temperature=0.0, word_timestamps=word_timestamps,
-                                    language="en")
+        segments, _ = fw.transcribe(audio, beam_size=1, temperature=0.0, word_timestamps=word_timestamps, language="en")
         texts = [s.text for s in segments]  # the generator does the work
         return "".join(texts), len(texts)
 
@@ -275,7 +302,7 @@ def run_speed(args: argparse.Namespace) -> None:
         audio = long_audio(args.minutes)
         seconds = len(audio) / SAMPLE_RATE
 
-        def openai(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+        def openai(samples: np.ndarray, word_timestamps: bool, reference: Any = reference) -> tuple[str, int]:
             with torch.no_grad():
                 result = openai_transcribe(reference, samples, word_timestamps)
             synchronize(reference.device)
@@ -314,20 +341,32 @@ def run_speed(args: argparse.Namespace) -> None:
                 outputs[(name, wt)] = contenders[name](audio, wt)
                 times[(name, wt)].append(time.perf_counter() - start)
                 cpu_times[(name, wt)].append(time.process_time() - start_cpu)
-                print(f"run {run + 1}/{args.runs} {name} word_timestamps={wt}: {times[(name, wt)][-1]:.2f} s",
-                      file=sys.stderr)
+                print(
+                    f"run {run + 1}/{args.runs} {name} word_timestamps={wt}: {times[(name, wt)][-1]:.2f} s",
+                    file=sys.stderr,
+                )
 
         medians = {key: statistics.median(ts) for key, ts in times.items()}
         rows, table = [], []
         for name, wt in settings:
             median = medians[(name, wt)]
             ratio = medians[("openai-whisper", wt)] / median
-            rows.append({"contender": name, "word_timestamps": wt, "seconds": times[(name, wt)], "median_s": median,
-                         "cpu_seconds": cpu_times[(name, wt)], "median_cpu_s": statistics.median(cpu_times[(name, wt)]),
-                         "realtime_factor": seconds / median, "speedup_vs_openai": ratio,
-                         "segments": outputs[(name, wt)][1],
-                         "text_equal_openai": outputs[(name, wt)][0] == outputs[("openai-whisper", wt)][0]})
+            rows.append(
+                {
+                    "contender": name,
+                    "word_timestamps": wt,
+                    "seconds": times[(name, wt)],
+                    "median_s": median,
+                    "cpu_seconds": cpu_times[(name, wt)],
+                    "median_cpu_s": statistics.median(cpu_times[(name, wt)]),
+                    "realtime_factor": seconds / median,
+                    "speedup_vs_openai": ratio,
+                    "segments": outputs[(name, wt)][1],
+                    "text_equal_openai": outputs[(name, wt)][0] == outputs[("openai-whisper", wt)][0],
+                }
+            )
             table.append([name, "yes" if wt else "no", f"{median:.2f}", f"{seconds / median:.1f}", f"{ratio:.2f}x"])
+
         # paired within each run (with and without word timestamps back to back), then the median over runs:
         # steadier than a ratio of medians when the machine's speed drifts between runs
         def paired(series: dict[tuple[str, bool], list[float]], name: str) -> float:
@@ -337,24 +376,35 @@ def run_speed(args: argparse.Namespace) -> None:
         # seconds of a one-thread run
         overhead = {name: paired(times, name) for name in contenders}
         overhead_cpu = {name: paired(cpu_times, name) for name in contenders}
-        speed_table = markdown_table(["contender", "word timestamps", "median s", "x realtime",
-                                      "ratio vs openai same setting"], table)
+        speed_table = markdown_table(
+            ["contender", "word timestamps", "median s", "x realtime", "ratio vs openai same setting"], table
+        )
         overhead_table = markdown_table(
             ["contender", "word timestamps overhead, wall % (median of paired runs)", "same, CPU time %"],
-            [[name, f"{100 * o:+.1f}%", f"{100 * overhead_cpu[name]:+.1f}%"] for name, o in overhead.items()])
-        results[model_name] = {"audio_seconds": seconds, "torch_threads": threads, "rows": rows,
-                               "word_timestamps_overhead": overhead, "word_timestamps_overhead_cpu": overhead_cpu,
-                               "speed_table": speed_table,
-                               "overhead_table": overhead_table}
-        print(f"\n## {model_name}: {seconds / 60:.1f} min of timit-dev speech, {threads} torch "
-              f"threads, median of {args.runs} runs\n")
+            [[name, f"{100 * o:+.1f}%", f"{100 * overhead_cpu[name]:+.1f}%"] for name, o in overhead.items()],
+        )
+        results[model_name] = {
+            "audio_seconds": seconds,
+            "torch_threads": threads,
+            "rows": rows,
+            "word_timestamps_overhead": overhead,
+            "word_timestamps_overhead_cpu": overhead_cpu,
+            "speed_table": speed_table,
+            "overhead_table": overhead_table,
+        }
+        print(
+            f"\n## {model_name}: {seconds / 60:.1f} min of timit-dev speech, {threads} torch "
+            f"threads, median of {args.runs} runs\n"
+        )
         print(speed_table + "\n")
         print(overhead_table)
         openai_segments = {wt: outputs[("openai-whisper", wt)][1] for wt in (False, True)}
         for row in rows:
             if not row["text_equal_openai"]:
-                print(f"note: {row['contender']} (word timestamps {row['word_timestamps']}) text differs from "
-                      f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})")
+                print(
+                    f"note: {row['contender']} (word timestamps {row['word_timestamps']}) text differs from "
+                    f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})"
+                )
     name = "transcription_speed" if args.device == "cpu" else f"transcription_speed_{torch.device(args.device).type}"
     if args.only:  # a partial run does not overwrite the full table
         name += "_only"

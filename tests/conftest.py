@@ -38,7 +38,9 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
     report = outcome.get_result()
     if STRICT and report.skipped:
         report.outcome = "failed"
-        report.longrepr = f"test module skipped under CI=true, where everything it needs is installed: {report.longrepr}"
+        report.longrepr = (
+            f"test module skipped under CI=true, where everything it needs is installed: {report.longrepr}"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def test_demo_words_follow_the_text_and_stay_inside_the_audio(model):
 
 @needs_eval
 def test_conformance_mode_reproduces_openai_find_alignment(model, clips):
-    whisper = pytest.importorskip("whisper")
+    pytest.importorskip("whisper")
     import whisper.timing
     import whisper.tokenizer
 
@@ -68,7 +68,9 @@ def test_conformance_mode_reproduces_openai_find_alignment(model, clips):
         tokens = prepare_text(tokenizer, u.text)
         mel = whisper.log_mel_spectrogram(torch.from_numpy(samples), padding=N_SAMPLES)
         with torch.no_grad():
-            theirs = whisper.timing.find_alignment(reference, ref_tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000)
+            theirs = whisper.timing.find_alignment(
+                reference, ref_tokenizer, tokens, mel[:, :3000], mel.shape[-1] - 3000
+            )
         with torch.inference_mode():
             features = model.embed_audio(window_mel(model, samples)[None])
         n = len(samples) // N_SAMPLES_PER_TOKEN
@@ -127,7 +129,9 @@ def test_corpus_packs_clips_resumes_and_reports_bad_lines(model, clips, tmp_path
     assert (summary.aligned, summary.failed) == (8, 1)
     rows = {json.loads(line)["id"]: json.loads(line) for line in out.read_text().splitlines()}
     assert "error" in rows["broken"] and "missing.wav" in rows["broken"]["error"]
-    packed = score({u.id: (u.words, [(w["word"], w["start"], w["end"]) for w in rows[u.id]["words"]]) for u in clips[:8]})
+    packed = score(
+        {u.id: (u.words, [(w["word"], w["start"], w["end"]) for w in rows[u.id]["words"]]) for u in clips[:8]}
+    )
     single = score({u.id: (u.words, align(model, u.audio, u.text).words) for u in clips[:8]})
     assert packed.matched_share == 1.0
     assert packed.median_abs_ms < single.median_abs_ms + 30  # packing several clips per window costs little accuracy

@@ -49,8 +49,18 @@ Timed = list[tuple[str, float, float]]  # (word without its leading space, start
 # ---- writing test files ------------------------------------------------------------------------------------------
 
 
-def wav_bytes(raw: bytes, *, channels: int, rate: int, tag: int, bits: int, extensible: bool = False,
-              valid_bits: int | None = None, data_size: int | None = None, before_data: bytes = b"") -> bytes:
+def wav_bytes(
+    raw: bytes,
+    *,
+    channels: int,
+    rate: int,
+    tag: int,
+    bits: int,
+    extensible: bool = False,
+    valid_bits: int | None = None,
+    data_size: int | None = None,
+    before_data: bytes = b"",
+) -> bytes:
     """A RIFF/WAVE file around ``raw`` sample bytes.
 
     ``extensible`` writes a WAVE_FORMAT_EXTENSIBLE header (``tag`` then goes into the subformat GUID, with
@@ -404,7 +414,10 @@ def check_case(case: Case, words: Timed, duration: float, transcript: str, refer
     if case.expect == "same":
         for (word, start, end), (_, ref_start, ref_end) in zip(words, reference):
             assert abs(start - ref_start) <= TIME_TOLERANCE and abs(end - ref_end) <= TIME_TOLERANCE, (
-                word, (start, end), (ref_start, ref_end))
+                word,
+                (start, end),
+                (ref_start, ref_end),
+            )
 
 
 # ---- the Python API ----------------------------------------------------------------------------------------------
@@ -429,12 +442,12 @@ def test_api(case: Case, model: Whisper, corpus: Callable[[Case], Path], transcr
     if case.name == "only_silence":  # align() has always warned about audio that is all silence
         assert any("silent" in str(w.message) for w in caught_warnings)
     assert result.duration is not None
-    check_case(case, [(w.word.strip(), w.start, w.end) for w in result.words], result.duration, transcript,
-               reference)
+    check_case(case, [(w.word.strip(), w.start, w.end) for w in result.words], result.duration, transcript, reference)
 
 
-def test_non_finite_arrays_are_refused_by_align_and_transcribe(model: Whisper, demo: np.ndarray,
-                                                                transcript: str) -> None:
+def test_non_finite_arrays_are_refused_by_align_and_transcribe(
+    model: Whisper, demo: np.ndarray, transcript: str
+) -> None:
     samples = demo.astype(np.float32)
     for bad in (np.nan, np.inf, -np.inf):
         damaged_samples = samples.copy()
@@ -451,13 +464,13 @@ def test_non_finite_arrays_are_refused_by_align_and_transcribe(model: Whisper, d
 # ---- the command line --------------------------------------------------------------------------------------------
 
 
-def run_cli_in_process(args: list[str], model: Whisper, monkeypatch: pytest.MonkeyPatch,
-                       capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def run_cli_in_process(
+    args: list[str], model: Whisper, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
     """``whisper-align ARGS`` through the command's own entry point, with the module's model (saves a reload per
     case; test_cli_subprocess runs the real ``python -m whisper_align.cli``). An exception escaping the command
     is what a user would see as a traceback: it fails the test."""
     from whisper_align import checkpoints
-
 
     monkeypatch.setattr(checkpoints, "load_model", lambda *a, **k: model)
     capsys.readouterr()
@@ -486,13 +499,22 @@ def check_cli_error(match: str, path: Path, rc: int, stderr: str, out: Path) -> 
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_cli(case: Case, model: Whisper, corpus: Callable[[Case], Path], transcript: str, reference: Timed,
-             tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli(
+    case: Case,
+    model: Whisper,
+    corpus: Callable[[Case], Path],
+    transcript: str,
+    reference: Timed,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path, out = corpus(case), tmp_path / "out.json"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a warning about silence is the command's business, not a failure
-        rc, stderr = run_cli_in_process(["align", str(path), "--text", transcript, "-o", str(out)], model,
-                                        monkeypatch, capsys)
+        rc, stderr = run_cli_in_process(
+            ["align", str(path), "--text", transcript, "-o", str(out)], model, monkeypatch, capsys
+        )
     if case.expect == "error" or (case.expect == "silence" and rc != 0):  # (refusing silence is fine too)
         check_cli_error(case.match, path, rc, stderr, out)
         return
@@ -505,8 +527,9 @@ SUBPROCESS_CASES = ["nan_burst_float32", "pcm24_stereo_48k_extensible"]  # each 
 
 
 @pytest.mark.parametrize("name", SUBPROCESS_CASES)
-def test_cli_subprocess(name: str, corpus: Callable[[Case], Path], transcript: str, reference: Timed,
-                        tmp_path: Path) -> None:
+def test_cli_subprocess(
+    name: str, corpus: Callable[[Case], Path], transcript: str, reference: Timed, tmp_path: Path
+) -> None:
     """The real ``python -m whisper_align.cli align`` (its own interpreter, model load and exit status)."""
     case = next(c for c in CASES if c.name == name)
     path, out = corpus(case), tmp_path / "out.json"
@@ -514,7 +537,10 @@ def test_cli_subprocess(name: str, corpus: Callable[[Case], Path], transcript: s
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}  # this checkout's package, as the tests use
     proc = subprocess.run(
         [sys.executable, "-m", "whisper_align.cli", "align", str(path), "--text", transcript, "-o", str(out)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     if case.expect == "error":
         check_cli_error(case.match, path, proc.returncode, proc.stderr, out)
@@ -544,13 +570,27 @@ def sample_bytes(tag: int, bits: int, n: int) -> bytes:
 
 
 @pytest.mark.parametrize("extensible", [False, True], ids=["plain", "extensible"])
-@pytest.mark.parametrize("tag, bits", [(_PCM, 8), (_PCM, 16), (_PCM, 24), (_PCM, 32), (_FLOAT, 32), (_FLOAT, 64)],
-                         ids=["u8", "s16", "s24", "s32", "f32", "f64"])
-def test_direct_reader_gives_ffmpegs_samples(tag: int, bits: int, extensible: bool, tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "tag, bits",
+    [(_PCM, 8), (_PCM, 16), (_PCM, 24), (_PCM, 32), (_FLOAT, 32), (_FLOAT, 64)],
+    ids=["u8", "s16", "s24", "s32", "f32", "f64"],
+)
+def test_direct_reader_gives_ffmpegs_samples(
+    tag: int, bits: int, extensible: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = sample_bytes(tag, bits, 5000)
-    path = write(tmp_path / "x.wav", wav_bytes(raw, channels=1, rate=RATE, tag=tag, bits=bits, extensible=extensible,
-                                               before_data=b"LIST" + struct.pack("<I", 5) + b"INFOx\x00"))
+    path = write(
+        tmp_path / "x.wav",
+        wav_bytes(
+            raw,
+            channels=1,
+            rate=RATE,
+            tag=tag,
+            bits=bits,
+            extensible=extensible,
+            before_data=b"LIST" + struct.pack("<I", 5) + b"INFOx\x00",
+        ),
+    )
     direct = A._read_plain_wav(path, RATE)
     assert direct is not None and direct.dtype == np.float32 and direct.shape == (5000,)  # FFmpeg was skipped
     monkeypatch.setattr(A, "_read_plain_wav", lambda *args: None)
@@ -563,8 +603,9 @@ def test_direct_reader_leaves_other_wavs_to_ffmpeg(tmp_path: Path) -> None:
     others = {
         "stereo": wav_bytes(pcm_bytes(np.stack([tone, tone], 1), 16), channels=2, rate=RATE, tag=_PCM, bits=16),
         "8k": wav_bytes(pcm16, channels=1, rate=8000, tag=_PCM, bits=16),
-        "20 of 24 bits": wav_bytes(pcm_bytes(tone, 24), channels=1, rate=RATE, tag=_PCM, bits=24, extensible=True,
-                                   valid_bits=20),
+        "20 of 24 bits": wav_bytes(
+            pcm_bytes(tone, 24), channels=1, rate=RATE, tag=_PCM, bits=24, extensible=True, valid_bits=20
+        ),
         "size unknown": wav_bytes(pcm16, channels=1, rate=RATE, tag=_PCM, bits=16, data_size=0xFFFFFFFF),
         "size 0": wav_bytes(pcm16, channels=1, rate=RATE, tag=_PCM, bits=16, data_size=0),
         "truncated": wav_bytes(pcm16, channels=1, rate=RATE, tag=_PCM, bits=16, data_size=len(pcm16) + 2),

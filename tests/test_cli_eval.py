@@ -19,8 +19,21 @@ SMALL = ModelDimensions(
     n_vocab=51864, n_text_ctx=64, n_text_state=16, n_text_head=4, n_text_layer=2,
 )  # fmt: skip
 TIMIT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
-COLUMNS = ["utts", "ref words", "matched", "start MAE ms", "end MAE ms", "median ms", "<=20ms", "<=50ms", "<=100ms",
-           "<=200ms", "P@50ms", "R@50ms", "F1@50ms"]
+COLUMNS = [
+    "utts",
+    "ref words",
+    "matched",
+    "start MAE ms",
+    "end MAE ms",
+    "median ms",
+    "<=20ms",
+    "<=50ms",
+    "<=100ms",
+    "<=200ms",
+    "P@50ms",
+    "R@50ms",
+    "F1@50ms",
+]
 
 
 def write_wav(path: Path, seconds: float) -> None:
@@ -49,8 +62,11 @@ def manifest(folder: Path, words: bool = True) -> Path:
         write_wav(folder / f"a{i}.wav", 1.5 + i)
         entry = {"id": f"u{i}", "audio": f"a{i}.wav", "text": "Hello, there world."}
         if words:
-            entry["words"] = [{"word": "hello", "start": 0.1, "end": 0.4}, {"word": "there", "start": 0.45,
-                              "end": 0.8}, {"word": "world", "start": 0.85, "end": 1.3}]
+            entry["words"] = [
+                {"word": "hello", "start": 0.1, "end": 0.4},
+                {"word": "there", "start": 0.45, "end": 0.8},
+                {"word": "world", "start": 0.85, "end": 1.3},
+            ]
         lines.append(json.dumps(entry))
     path = folder / "manifest.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -59,20 +75,50 @@ def manifest(folder: Path, words: bool = True) -> Path:
 
 def test_eval_prints_a_table_and_writes_json(checkpoint: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results" / "eval.json"
-    code = main(["eval", str(manifest(tmp_path)), "--model", str(checkpoint), "--json", str(out), "--per-utterance",
-                 "--heads", "[[0,1],[1,3]]", "--mode", "conformance", "--tolerance", "0.1"])
+    code = main(
+        [
+            "eval",
+            str(manifest(tmp_path)),
+            "--model",
+            str(checkpoint),
+            "--json",
+            str(out),
+            "--per-utterance",
+            "--heads",
+            "[[0,1],[1,3]]",
+            "--mode",
+            "conformance",
+            "--tolerance",
+            "0.1",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     header = next(line for line in printed.splitlines() if "ref words" in line)
-    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == [c.replace("50ms", "100ms") if c[0] in "PRF"
-                                                                           else c for c in COLUMNS]
+    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == [
+        c.replace("50ms", "100ms") if c[0] in "PRF" else c for c in COLUMNS
+    ]
     assert "| u0" in printed and "| u1" in printed  # --per-utterance rows
     result = json.loads(out.read_text())
     assert result["heads"] == [[0, 1], [1, 3]] and result["mode"] == "conformance"
     metrics = result["metrics"]
-    for key in ("n_utterances", "n_ref_words", "n_matched", "matched_share", "start_mae_ms", "end_mae_ms",
-                "median_abs_ms", "within_20ms", "within_50ms", "within_100ms", "within_200ms", "precision", "recall",
-                "f1", "utterances"):
+    for key in (
+        "n_utterances",
+        "n_ref_words",
+        "n_matched",
+        "matched_share",
+        "start_mae_ms",
+        "end_mae_ms",
+        "median_abs_ms",
+        "within_20ms",
+        "within_50ms",
+        "within_100ms",
+        "within_200ms",
+        "precision",
+        "recall",
+        "f1",
+        "utterances",
+    ):
         assert key in metrics
     assert metrics["n_utterances"] == 2 and metrics["n_ref_words"] == 6 and metrics["matched_share"] == 1.0
     assert metrics["tolerance_ms"] == pytest.approx(100.0)
@@ -93,7 +139,9 @@ def test_eval_rejects_heads_for_another_model(checkpoint: Path, tmp_path: Path, 
     assert "outside this model's decoder" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [(["--tolerance", "-1"], "tolerance"), (["--mode", "fast"], "invalid choice")])
+@pytest.mark.parametrize(
+    "argv, message", [(["--tolerance", "-1"], "tolerance"), (["--mode", "fast"], "invalid choice")]
+)
 def test_eval_argument_errors(argv: list[str], message: str, capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "manifest.jsonl", *argv])

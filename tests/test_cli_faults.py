@@ -93,11 +93,14 @@ def test_a_damaged_output_fails_before_the_model_loads(tmp_path, no_model, capsy
 
 
 def test_failed_manifest_lines_give_exit_status_1_and_are_named(tmp_path, checkpoint, capsys) -> None:
-    manifest = small_manifest(tmp_path, [
-        json.dumps({"id": "a", "audio": "a.wav", "text": "hello world"}),
-        '{"id": "b", "audio": "a.wav"',
-        json.dumps({"id": "c", "audio": "missing.wav", "text": "hello"}),
-    ])
+    manifest = small_manifest(
+        tmp_path,
+        [
+            json.dumps({"id": "a", "audio": "a.wav", "text": "hello world"}),
+            '{"id": "b", "audio": "a.wav"',
+            json.dumps({"id": "c", "audio": "missing.wav", "text": "hello"}),
+        ],
+    )
     out = tmp_path / "out.jsonl"
     code = main(["align", "--manifest", str(manifest), "--out", str(out), "--model", str(checkpoint)])
     captured = capsys.readouterr()
@@ -107,8 +110,9 @@ def test_failed_manifest_lines_give_exit_status_1_and_are_named(tmp_path, checkp
     assert "failed c: " in captured.err and "missing.wav" in captured.err
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["a", "line:2", "c"]
     # kept rather than retried: still a failed corpus
-    code = main(["align", "--manifest", str(manifest), "--out", str(out), "--model", str(checkpoint),
-                 "--no-retry-errors"])
+    code = main(
+        ["align", "--manifest", str(manifest), "--out", str(out), "--model", str(checkpoint), "--no-retry-errors"]
+    )
     captured = capsys.readouterr()
     assert code == 1 and "already done 3, failed 0" in captured.out and "2 error lines" in captured.err
 
@@ -129,8 +133,9 @@ def run_cli(args: list[str], log: Path) -> subprocess.Popen:
     """``python -m whisper_align.cli ARGS`` on this checkout's sources, stdout and stderr into ``log``."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     with open(log, "wb") as handle:
-        return subprocess.Popen([sys.executable, "-m", "whisper_align.cli", *args], env=env, stdout=handle,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "whisper_align.cli", *args], env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
 
 
 @pytest.mark.slow
@@ -167,7 +172,8 @@ def test_a_corpus_run_killed_with_sigkill_resumes_to_the_same_bytes(tmp_path) ->
     assert out.read_bytes() == reference.read_bytes()
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["id"] for line in lines] == [e["id"] for e in entries[:3]] + ["line:4"] + [
-        e["id"] for e in entries[3:11]] + ["gone"] + [e["id"] for e in entries[11:]]
+        e["id"] for e in entries[3:11]
+    ] + ["gone"] + [e["id"] for e in entries[11:]]
 
 
 # ---- transcribe -----------------------------------------------------------------------------------------------

@@ -106,8 +106,12 @@ def test_tiny_en_resume_of_a_torn_timit_run_is_byte_identical(tmp_path) -> None:
     model = load_model("tiny.en")
     manifest = tmp_path / "timit16.jsonl"
     entries = [json.loads(line) for line in TIMIT.read_text().splitlines()[:16]]
-    manifest.write_text("".join(json.dumps({"id": e["id"], "audio": str(TIMIT.parent / e["audio"]),
-                                            "text": e["text"]}) + "\n" for e in entries))
+    manifest.write_text(
+        "".join(
+            json.dumps({"id": e["id"], "audio": str(TIMIT.parent / e["audio"]), "text": e["text"]}) + "\n"
+            for e in entries
+        )
+    )
     reference = tmp_path / "reference.jsonl"
     assert align_corpus(model, manifest, reference, progress=False).aligned == 16
     lines = reference.read_bytes().splitlines(keepends=True)
@@ -223,13 +227,16 @@ def test_a_full_disk_leaves_no_torn_line_and_the_rerun_completes(small_model, tm
     assert out.read_bytes() == reference.read_bytes()
 
 
-@pytest.mark.parametrize("line, problem", [
-    (b'{"id": "c1", "words": [\n', "line 2: not valid JSON"),
-    (b'["c1", []]\n', "line 2: expected a JSON object, got list"),
-    (b'{"words": []}\n', "line 2: no string 'id'"),
-    (b'{"id": "c1"}\n', "line 2: neither a 'words' list nor an 'error'"),
-    (b'{"id": "c\xe91", "words": []}\n', "line 2: not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "line, problem",
+    [
+        (b'{"id": "c1", "words": [\n', "line 2: not valid JSON"),
+        (b'["c1", []]\n', "line 2: expected a JSON object, got list"),
+        (b'{"words": []}\n', "line 2: no string 'id'"),
+        (b'{"id": "c1"}\n', "line 2: neither a 'words' list nor an 'error'"),
+        (b'{"id": "c\xe91", "words": []}\n', "line 2: not UTF-8"),
+    ],
+)
 def test_a_damaged_output_file_is_reported_with_its_line(small_model, tmp_path, line, problem) -> None:
     manifest, _ = synthetic_manifest(tmp_path)
     out = tmp_path / "out.jsonl"

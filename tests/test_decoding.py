@@ -21,6 +21,7 @@ from whisper_align.tasks.decoding_rules import ApplyTimestampRules, SuppressBlan
 EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
 CLIP = EVAL / "audio" / "dr1-fvmh0" / "sa2.wav"  # "Don't ask me to carry an oily rag like that."
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Decoding is hundreds of tiny ops: one thread avoids OpenMP hand-offs that dominate on a busy 2-core box."""
@@ -121,8 +122,18 @@ def test_compression_ratio_flags_repetition():
 
 def make_random_model(seed: int = 0, std: float = 0.3) -> Whisper:
     torch.manual_seed(seed)
-    dims = ModelDimensions(n_mels=80, n_audio_ctx=100, n_audio_state=64, n_audio_head=2, n_audio_layer=1,
-                           n_vocab=51864, n_text_ctx=448, n_text_state=64, n_text_head=4, n_text_layer=2)
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=100,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=1,
+        n_vocab=51864,
+        n_text_ctx=448,
+        n_text_state=64,
+        n_text_head=4,
+        n_text_layer=2,
+    )
     model = Whisper(dims)
     with torch.no_grad():
         for p in model.parameters():
@@ -166,8 +177,9 @@ def test_random_model_matches_openai_and_capture_equals_a_second_pass(random_mod
     torch.manual_seed(1)
     mel = torch.randn(80, 200)
     ours = decode(random_model, mel, DecodingOptions(sample_len=16, capture_attention=True, **options))
-    theirs = whisper.decode(openai_copy(random_model), mel,
-                            whisper.DecodingOptions(sample_len=16, language="en", fp16=False, **options))
+    theirs = whisper.decode(
+        openai_copy(random_model), mel, whisper.DecodingOptions(sample_len=16, language="en", fp16=False, **options)
+    )
     assert ours.tokens == theirs.tokens
     assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)
     assert ours.no_speech_prob == pytest.approx(theirs.no_speech_prob, abs=1e-5)
@@ -185,8 +197,12 @@ def test_random_model_matches_openai_and_capture_equals_a_second_pass(random_mod
 
 @pytest.mark.parametrize(
     "options",
-    [dict(prefix=" Hello there"), dict(prefix=[1, 2, 3], sample_len=220), dict(prompt="A long story." * 60),
-     dict(prompt=[5, 6], prefix="Hi", without_timestamps=True)],
+    [
+        dict(prefix=" Hello there"),
+        dict(prefix=[1, 2, 3], sample_len=220),
+        dict(prompt="A long story." * 60),
+        dict(prompt=[5, 6], prefix="Hi", without_timestamps=True),
+    ],
 )
 def test_initial_tokens_match_openai(random_model, options):
     whisper = pytest.importorskip("whisper")
@@ -216,7 +232,8 @@ def test_capturing_attention_does_not_change_a_single_logit(random_model, option
     captured = decode(random_model, mel, DecodingOptions(sample_len=16, capture_attention=True, **options))
     assert captured.tokens == plain.tokens and len(plain.tokens) > 3
     assert captured.sum_logprob == plain.sum_logprob and captured.text_token_probs == pytest.approx(
-        plain.text_token_probs, rel=0, abs=0, nan_ok=True)
+        plain.text_token_probs, rel=0, abs=0, nan_ok=True
+    )
 
 
 def test_english_only_model_has_no_language_detection(random_model):
@@ -244,8 +261,9 @@ def test_tiny_en_decode_matches_openai(tiny_en, beam_size):
 
     mel = pad_or_trim(log_mel_spectrogram(str(CLIP), 80), N_FRAMES)
     ours = decode(tiny_en, mel, DecodingOptions(beam_size=beam_size, capture_attention=True))
-    theirs = whisper.decode(openai_copy(tiny_en), mel,
-                            whisper.DecodingOptions(beam_size=beam_size, language="en", fp16=False))
+    theirs = whisper.decode(
+        openai_copy(tiny_en), mel, whisper.DecodingOptions(beam_size=beam_size, language="en", fp16=False)
+    )
     assert ours.tokens == theirs.tokens and ours.text == theirs.text
     assert ours.text.startswith("Don't ask me")
     assert ours.avg_logprob == pytest.approx(theirs.avg_logprob, abs=1e-4)

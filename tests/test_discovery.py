@@ -75,8 +75,9 @@ def synthetic_item(rng: np.random.Generator, index: int, n_heads: int, good: set
         matrices[h] = lit(0) + 0.3 * matrices[h]
     for h in late:
         matrices[h] = lit(12) + 0.3 * matrices[h]
-    return Item(f"u{index}", words, word_tokens, matrices.astype(np.float32), n_frames / 50, reference,
-                speaker=f"s{index % 4}")
+    return Item(
+        f"u{index}", words, word_tokens, matrices.astype(np.float32), n_frames / 50, reference, speaker=f"s{index % 4}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -225,8 +226,11 @@ def write_manifest(folder: Path, n: int = 4, words: bool = True) -> Path:
         write_wav(folder / f"a{i}.wav", 1.5 + 0.25 * i, i)
         entry = {"id": f"u{i}", "audio": f"a{i}.wav", "text": "hello there world", "speaker": f"s{i % 2}"}
         if words:
-            entry["words"] = [{"word": "hello", "start": 0.1, "end": 0.4}, {"word": "there", "start": 0.45,
-                              "end": 0.8}, {"word": "world", "start": 0.85, "end": 1.3}]
+            entry["words"] = [
+                {"word": "hello", "start": 0.1, "end": 0.4},
+                {"word": "there", "start": 0.45, "end": 0.8},
+                {"word": "world", "start": 0.85, "end": 1.3},
+            ]
         lines.append(json.dumps(entry))
     path = folder / "manifest.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -259,8 +263,11 @@ def test_capture_holds_every_head_and_matches_run_pieces(small_checkpoint: Path,
     samples = load_audio(utterances[0].audio)
     n_positions = len(samples) // 160 // 2
     assert capture.scores.dtype == torch.float16
-    assert capture.scores.shape == (12, len(tokenizer.sot_sequence_including_notimestamps) + len(tokens) + 1,
-                                    n_positions)
+    assert capture.scores.shape == (
+        12,
+        len(tokenizer.sot_sequence_including_notimestamps) + len(tokens) + 1,
+        n_positions,
+    )
     with torch.inference_mode():
         features = model.embed_audio(window_mel(model, samples)[None])
     ((qk, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], False, heads=[(2, 1)])
@@ -284,8 +291,22 @@ def test_cli_find_on_a_random_model_writes_heads_into_the_pt(small_checkpoint: P
     pt = tmp_path / "model.pt"
     pt.write_bytes(small_checkpoint.read_bytes())
     out, png = tmp_path / "found.json", tmp_path / "scores.png"
-    code = main(["heads", "find", str(pt), "--data", str(manifest), "--max-heads", "3", "--write",
-                 "--json", str(out), "--png", str(png)])
+    code = main(
+        [
+            "heads",
+            "find",
+            str(pt),
+            "--data",
+            str(manifest),
+            "--max-heads",
+            "3",
+            "--write",
+            "--json",
+            str(out),
+            "--png",
+            str(png),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "openai dump:" in printed and "default (last half)" in printed and "found (supervised)" in printed
@@ -301,8 +322,10 @@ def test_cli_find_on_a_random_model_writes_heads_into_the_pt(small_checkpoint: P
 
 def test_cli_find_unsupervised_needs_no_words(small_checkpoint: Path, tmp_path: Path, capsys) -> None:
     manifest = write_manifest(tmp_path, 3, words=False)
-    assert main(["heads", "find", str(small_checkpoint), "--data", str(manifest), "--unsupervised",
-                 "--max-heads", "2"]) == 0
+    assert (
+        main(["heads", "find", str(small_checkpoint), "--data", str(manifest), "--unsupervised", "--max-heads", "2"])
+        == 0
+    )
     assert "found" in capsys.readouterr().out
     assert main(["heads", "find", str(small_checkpoint), "--data", str(manifest)]) == 2
     assert "--unsupervised" in capsys.readouterr().err
@@ -394,8 +417,10 @@ def test_cli_find_write_sets_the_ctranslate2_config(small_checkpoint: Path, tmp_
     folder = tmp_path / "ct2"
     save_model(load_model(small_checkpoint), folder, format="ctranslate2")
     manifest = write_manifest(tmp_path, 3)
-    assert main(["heads", "find", str(folder), "--data", str(manifest), "--max-heads", "2", "--write",
-                 "--holdout", "0"]) == 0
+    assert (
+        main(["heads", "find", str(folder), "--data", str(manifest), "--max-heads", "2", "--write", "--holdout", "0"])
+        == 0
+    )
     capsys.readouterr()
     config = json.loads((folder / "config.json").read_text())
     reloaded = load_model(folder)

@@ -24,16 +24,19 @@ approx = lambda x: pytest.approx(x, abs=1e-9)  # noqa: E731  (exact up to float 
 # normalisation
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("She had your dark suit.", ["she", "had", "your", "dark", "suit"]),
-    ("Don't ask me!", ["don't", "ask", "me"]),
-    ("semi-heights", ["semi", "heights"]),
-    ("well\u2014known \u201cquotes\u201d", ["well", "known", "quotes"]),
-    ("It\u2019s 'quoted' dogs'", ["it's", "quoted", "dogs"]),
-    (" -- ... ", []),
-    ("U.S.A. co-op's", ["usa", "co", "op's"]),
-    ("Caf\u00e9 na\u00efve", ["caf\u00e9", "na\u00efve"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("She had your dark suit.", ["she", "had", "your", "dark", "suit"]),
+        ("Don't ask me!", ["don't", "ask", "me"]),
+        ("semi-heights", ["semi", "heights"]),
+        ("well\u2014known \u201cquotes\u201d", ["well", "known", "quotes"]),
+        ("It\u2019s 'quoted' dogs'", ["it's", "quoted", "dogs"]),
+        (" -- ... ", []),
+        ("U.S.A. co-op's", ["usa", "co", "op's"]),
+        ("Caf\u00e9 na\u00efve", ["caf\u00e9", "na\u00efve"]),
+    ],
+)
 def test_normalize_words(text, expected):
     assert normalize_words(text) == expected
 
@@ -234,9 +237,15 @@ def write_manifest(folder: Path, lines: list[str]) -> Path:
     return path
 
 
-GOOD = {"id": "u1", "audio": "audio/u1.wav", "text": "She had.", "speaker": "s1", "duration": 2.0,
-        "gt_kind": "human", "words": [{"word": "she", "start": 0.1, "end": 0.3}, {"word": "had", "start": 0.3,
-                                                                                  "end": 0.6}]}
+GOOD = {
+    "id": "u1",
+    "audio": "audio/u1.wav",
+    "text": "She had.",
+    "speaker": "s1",
+    "duration": 2.0,
+    "gt_kind": "human",
+    "words": [{"word": "she", "start": 0.1, "end": 0.3}, {"word": "had", "start": 0.3, "end": 0.6}],
+}
 
 
 def test_load_manifest(tmp_path):
@@ -260,20 +269,27 @@ def test_load_manifest_resolves_relative_to_the_manifest(tmp_path, monkeypatch):
     assert utterance.audio == tmp_path / "sub" / "audio" / "u1.wav"
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ('{"id": "u2", "audio": "a.wav", "text": "x"', r"line 2: not valid JSON"),
-    ('["u2", "a.wav"]', r"line 2: expected a JSON object"),
-    ('{"id": "u2", "text": "x"}', r"line 2: missing required field 'audio'"),
-    ('{"id": "u2", "audio": "a.wav"}', r"line 2: missing required field 'text'"),
-    ('{"id": "u2", "audio": 3, "text": "x"}', r"line 2: field 'audio' must be a string"),
-    ('{"id": "u2", "audio": "a.wav", "text": "x", "words": "x"}', r"line 2: field 'words' must be a list"),
-    ('{"id": "u2", "audio": "a.wav", "text": "x", "words": [{"word": "x", "start": 0.1}]}',
-     r"line 2: words\[0\] lacks 'end'"),
-    ('{"id": "u2", "audio": "a.wav", "text": "x", "words": [{"word": "x", "start": 0.5, "end": 0.1}]}',
-     r"line 2: words\[0\] \('x'\): need numbers 0 <= start <= end"),
-    ('{"id": "u2", "audio": "a.wav", "text": "x", "duration": -1}', r"line 2: field 'duration'"),
-    ('{"id": "u1", "audio": "a.wav", "text": "x"}', r"line 2: id 'u1' already used on line 1"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('{"id": "u2", "audio": "a.wav", "text": "x"', r"line 2: not valid JSON"),
+        ('["u2", "a.wav"]', r"line 2: expected a JSON object"),
+        ('{"id": "u2", "text": "x"}', r"line 2: missing required field 'audio'"),
+        ('{"id": "u2", "audio": "a.wav"}', r"line 2: missing required field 'text'"),
+        ('{"id": "u2", "audio": 3, "text": "x"}', r"line 2: field 'audio' must be a string"),
+        ('{"id": "u2", "audio": "a.wav", "text": "x", "words": "x"}', r"line 2: field 'words' must be a list"),
+        (
+            '{"id": "u2", "audio": "a.wav", "text": "x", "words": [{"word": "x", "start": 0.1}]}',
+            r"line 2: words\[0\] lacks 'end'",
+        ),
+        (
+            '{"id": "u2", "audio": "a.wav", "text": "x", "words": [{"word": "x", "start": 0.5, "end": 0.1}]}',
+            r"line 2: words\[0\] \('x'\): need numbers 0 <= start <= end",
+        ),
+        ('{"id": "u2", "audio": "a.wav", "text": "x", "duration": -1}', r"line 2: field 'duration'"),
+        ('{"id": "u1", "audio": "a.wav", "text": "x"}', r"line 2: id 'u1' already used on line 1"),
+    ],
+)
 def test_load_manifest_errors_name_the_line(tmp_path, bad_line, message):
     path = write_manifest(tmp_path, [json.dumps(GOOD), bad_line])
     with pytest.raises(ManifestError, match=message):

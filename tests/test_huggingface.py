@@ -62,7 +62,10 @@ def test_names_round_trip_and_match_transformers_layout() -> None:
         hf_name = hf.openai_to_hf_name(name)
         assert hf.hf_to_openai_name(hf_name) == name
         assert hf.hf_to_openai_name(hf_name.removeprefix("model.")) == name  # WhisperModel (no "model.") too
-    assert hf.openai_to_hf_name("decoder.blocks.2.cross_attn.key.weight") == "model.decoder.layers.2.encoder_attn.k_proj.weight"
+    assert (
+        hf.openai_to_hf_name("decoder.blocks.2.cross_attn.key.weight")
+        == "model.decoder.layers.2.encoder_attn.k_proj.weight"
+    )
     assert hf.openai_to_hf_name("encoder.blocks.0.mlp.2.bias") == "model.encoder.layers.0.fc2.bias"
     assert hf.openai_to_hf_name("encoder.ln_post.weight") == "model.encoder.layer_norm.weight"
     assert hf.hf_to_openai_name("model.decoder.layers.0.self_attn_layer_norm.bias") == "decoder.blocks.0.attn_ln.bias"
@@ -139,7 +142,9 @@ def test_generation_config_without_heads_falls_back_to_none(written: tuple[Whisp
     assert hf.read(folder).heads is None
 
 
-def test_sharded_safetensors_and_pytorch_bin_load_the_same_weights(written: tuple[Whisper, Path], tmp_path: Path) -> None:
+def test_sharded_safetensors_and_pytorch_bin_load_the_same_weights(
+    written: tuple[Whisper, Path], tmp_path: Path
+) -> None:
     model, folder = written
     tensors = load_file(str(folder / "model.safetensors"))
     names = sorted(tensors)
@@ -154,7 +159,9 @@ def test_sharded_safetensors_and_pytorch_bin_load_the_same_weights(written: tupl
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text((folder / "config.json").read_text())
-    torch.save({**tensors, "proj_out.weight": tensors["model.decoder.embed_tokens.weight"]}, pickled / "pytorch_model.bin")
+    torch.save(
+        {**tensors, "proj_out.weight": tensors["model.decoder.embed_tokens.weight"]}, pickled / "pytorch_model.bin"
+    )
     assert_same_weights(model, hf.read(pickled).model)
 
 
@@ -244,7 +251,9 @@ def test_missing_tensors_are_named(written: tuple[Whisper, Path]) -> None:
         del tensors["model.decoder.layers.1.fc1.weight"], tensors["model.encoder.conv2.bias"]
 
     _edit_tensors(folder, drop)
-    with pytest.raises(ModelLoadError, match=r"lacks .*model\.decoder\.layers\.1\.fc1\.weight.*model\.encoder\.conv2\.bias"):
+    with pytest.raises(
+        ModelLoadError, match=r"lacks .*model\.decoder\.layers\.1\.fc1\.weight.*model\.encoder\.conv2\.bias"
+    ):
         hf.read(folder)
 
 

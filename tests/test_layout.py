@@ -65,8 +65,12 @@ def _imports(path: Path) -> set[str]:
             if target is not None:
                 for alias in node.names:  # `from . import x` may name a submodule
                     sub = f"{target}.{alias.name}" if target else alias.name
-                    found.add(sub if (PACKAGE / sub.replace(".", "/")).exists()
-                              or (PACKAGE / (sub.replace(".", "/") + ".py")).exists() else target)
+                    found.add(
+                        sub
+                        if (PACKAGE / sub.replace(".", "/")).exists()
+                        or (PACKAGE / (sub.replace(".", "/") + ".py")).exists()
+                        else target
+                    )
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("whisper_align."):
@@ -112,7 +116,7 @@ def test_no_import_cycles() -> None:
             if nxt not in graph:
                 continue
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt]
+                cycle = stack[stack.index(nxt) :] + [nxt]
                 raise AssertionError("import cycle: " + " -> ".join(cycle))
             if nxt not in state:
                 visit(nxt)
@@ -136,8 +140,11 @@ def test_imports_run_one_way() -> None:
 
 
 def test_nothing_imports_the_cli() -> None:
-    offenders = [m for m, imports in _graph().items() if not m.startswith("cli")
-                 and any(t == "cli" or t.startswith("cli.") for t in imports)]
+    offenders = [
+        m
+        for m, imports in _graph().items()
+        if not m.startswith("cli") and any(t == "cli" or t.startswith("cli.") for t in imports)
+    ]
     assert not offenders
 
 
@@ -145,7 +152,9 @@ def test_nothing_imports_the_cli() -> None:
 def test_small_functions_and_modules(path: Path) -> None:
     source = path.read_text(encoding="utf-8")
     assert source.count("\n") <= 500, f"{path.name} has {source.count(chr(10))} lines; split it along the data flow"
-    long = [f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
-            for node in ast.walk(ast.parse(source))
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80]
+    long = [
+        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno + 1 > 80
+    ]
     assert not long, f"functions over 80 lines in {path.name}: {', '.join(long)}"

@@ -226,11 +226,13 @@ def test_vocabulary_projection_follows_the_embedding_when_it_changes() -> None:
         torch.testing.assert_close(first, decoder.token_embedding.weight.T, rtol=0, atol=0)
         assert decoder.vocabulary_projection(torch.float32) is first  # made once, not per step
         decoder.token_embedding.weight.mul_(2.0)  # an in-place edit (fine-tuning, a loader's copy_) ...
-        torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
-                                   rtol=0, atol=0)  # ... is seen
+        torch.testing.assert_close(
+            decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T, rtol=0, atol=0
+        )  # ... is seen
         decoder.token_embedding.weight = torch.nn.Parameter(torch.randn(DIMS.n_vocab, DIMS.n_text_state))
-        torch.testing.assert_close(decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T,
-                                   rtol=0, atol=0)  # and so is a replaced one
+        torch.testing.assert_close(
+            decoder.vocabulary_projection(torch.float32), decoder.token_embedding.weight.T, rtol=0, atol=0
+        )  # and so is a replaced one
 
 
 def test_kv_cache_reorder_and_crop(model: Whisper, inputs) -> None:
@@ -334,8 +336,9 @@ def test_a_model_that_has_decoded_still_pickles_and_copies() -> None:
     restored = torch.load(buffer, weights_only=False)
     twin = copy.deepcopy(model)
     for other in (restored, twin):
-        torch.testing.assert_close(other.decoder.vocabulary_projection(torch.float32),
-                                   model.decoder.token_embedding.weight.T, rtol=0, atol=0)
+        torch.testing.assert_close(
+            other.decoder.vocabulary_projection(torch.float32), model.decoder.token_embedding.weight.T, rtol=0, atol=0
+        )
 
 
 def test_logits_still_train_the_tied_embedding() -> None:
@@ -383,8 +386,9 @@ def test_mlp_widening_weights_are_stored_column_major_through_loads_moves_and_ca
             widen, narrow = block.mlp[0].weight, block.mlp[2].weight
             assert widen.shape == (4 * DIMS.n_text_state, DIMS.n_text_state) and widen.t().is_contiguous()
             assert narrow.is_contiguous()
-    torch.testing.assert_close(loaded.decoder.blocks[0].mlp[0].weight, model.decoder.blocks[0].mlp[0].weight,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        loaded.decoder.blocks[0].mlp[0].weight, model.decoder.blocks[0].mlp[0].weight, rtol=0, atol=0
+    )
     torch.save(state, tmp_path / "state.pt")  # and the saved tensor reads back with the same values
     again = torch.load(tmp_path / "state.pt", weights_only=True)
     assert torch.equal(again["decoder.blocks.0.mlp.0.weight"], state["decoder.blocks.0.mlp.0.weight"])

@@ -35,20 +35,40 @@ def test_readme_has_a_block_for_every_results_table():
 
 
 def accuracy_row(median_ms: float, within_50ms: float) -> dict:
-    return {"median_abs_ms": median_ms, "within_20ms": 0.1, "within_50ms": within_50ms, "within_100ms": 0.5,
-            "within_200ms": 0.9}
+    return {
+        "median_abs_ms": median_ms,
+        "within_20ms": 0.1,
+        "within_50ms": within_50ms,
+        "within_100ms": 0.5,
+        "within_200ms": 0.9,
+    }
 
 
 def made_up_throughput() -> dict:
     return {
         "machine": {"when": "2026-01-02 03:04:05", "commit": "0123456789abcdef+dirty"},
         "rows": [
-            {"contender": "openai find_alignment loop", "median_s": 40.0, "speedup": 1.0, "realtime_factor": 5.0,
-             "accuracy": accuracy_row(100.04, 0.25)},
-            {"contender": "whisper-align, packed windows", "median_s": 4.04, "speedup": 9.9009,
-             "realtime_factor": 49.5, "accuracy": accuracy_row(120.0, 0.5)},
-            {"contender": "something new", "median_s": 50.0, "speedup": 0.8, "realtime_factor": 4.0,
-             "accuracy": accuracy_row(90.0, 0.125)},
+            {
+                "contender": "openai find_alignment loop",
+                "median_s": 40.0,
+                "speedup": 1.0,
+                "realtime_factor": 5.0,
+                "accuracy": accuracy_row(100.04, 0.25),
+            },
+            {
+                "contender": "whisper-align, packed windows",
+                "median_s": 4.04,
+                "speedup": 9.9009,
+                "realtime_factor": 49.5,
+                "accuracy": accuracy_row(120.0, 0.5),
+            },
+            {
+                "contender": "something new",
+                "median_s": 50.0,
+                "speedup": 0.8,
+                "realtime_factor": 4.0,
+                "accuracy": accuracy_row(90.0, 0.125),
+            },
         ],
     }
 
@@ -60,8 +80,10 @@ def test_throughput_formatter_on_made_up_json():
         "|---|---:|---:|---:|---:|---:|",
         "| openai-whisper `find_alignment` loop | 40.0 | 5.0 | 1.00× | 100.0 | 25.0% |",
         # bold where the packed row is the best of the table: not its median error (90.0 is lower)
-        ("| **ours, clips packed into windows** (`align --manifest`) | **4.0** | **49.5** | **9.90×** | 120.0 "
-         "| **50.0%** |"),
+        (
+            "| **ours, clips packed into windows** (`align --manifest`) | **4.0** | **49.5** | **9.90×** | 120.0 "
+            "| **50.0%** |"
+        ),
         "| something new | 50.0 | 4.0 | 0.80× | 90.0 | 12.5% |",
     ]
     note = report.source_note("throughput", made_up_throughput())
@@ -71,18 +93,27 @@ def test_throughput_formatter_on_made_up_json():
 
 def test_speed_rows_of_a_run_before_the_word_rules_default_are_relabelled():
     def rows(name, without, with_):
-        return [{"contender": name, "word_timestamps": wt, "median_s": s, "speedup_vs_openai": 10.0 / s,
-                 "seconds": [s] * 3} for wt, s in ((False, without), (True, with_))]
+        return [
+            {"contender": name, "word_timestamps": wt, "median_s": s, "speedup_vs_openai": 10.0 / s, "seconds": [s] * 3}
+            for wt, s in ((False, without), (True, with_))
+        ]
 
     old_names = ["openai-whisper", "whisper-align", "whisper-align, seek_to_last_word=False"]
-    data = {"args": {"device": "cuda"}, "results": {"m": {
-        "rows": rows(old_names[0], 10.0, 10.0) + rows(old_names[1], 10.0, 8.0) + rows(old_names[2], 5.0, 20.0),
-        "word_timestamps_overhead": dict(zip(old_names, (0.0, -0.2, 3.0)))}}}
+    data = {
+        "args": {"device": "cuda"},
+        "results": {
+            "m": {
+                "rows": rows(old_names[0], 10.0, 10.0) + rows(old_names[1], 10.0, 8.0) + rows(old_names[2], 5.0, 20.0),
+                "word_timestamps_overhead": dict(zip(old_names, (0.0, -0.2, 3.0))),
+            }
+        },
+    }
     lines = report.transcription_speed(data, seconds_decimals=2).splitlines()
     # the run's "seek_to_last_word=False" row is today's default; its plain "whisper-align" ran openai's rule
     assert lines[3] == "| **ours, float16** (the default) | **5.00 s (2.00×)** | **20.00 s (0.50×)** | **+300.0%** |"
-    assert lines[4] == ("| ours, float16, `seek_to_last_word=True` (openai's window rule) | 10.00 s (1.00×) "
-                        "| 8.00 s (1.25×) | -20.0% |")
+    assert lines[4] == (
+        "| ours, float16, `seek_to_last_word=True` (openai's window rule) | 10.00 s (1.00×) | 8.00 s (1.25×) | -20.0% |"
+    )
     assert len(lines) == 5
 
 
@@ -123,13 +154,19 @@ def test_an_unknown_block_name_is_a_typed_error(tmp_path):
         report.check(readme, results)
 
 
-@pytest.mark.parametrize("readme_text, json_text, message", [
-    ("<!-- results: longform -->\n<!-- /results -->\n", None, "longform.json not found"),
-    ("<!-- results: throughput -->\nno end marker\n", None, "no matching <!-- /results -->"),
-    ("<!-- results: throughput -->\n<!-- /results -->\n", '{"rows": [{"contender": "x"}]}',
-     "lacks what the 'throughput' table needs"),
-    ("<!-- results: throughput -->\n<!-- /results -->\n", "{not json", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "readme_text, json_text, message",
+    [
+        ("<!-- results: longform -->\n<!-- /results -->\n", None, "longform.json not found"),
+        ("<!-- results: throughput -->\nno end marker\n", None, "no matching <!-- /results -->"),
+        (
+            "<!-- results: throughput -->\n<!-- /results -->\n",
+            '{"rows": [{"contender": "x"}]}',
+            "lacks what the 'throughput' table needs",
+        ),
+        ("<!-- results: throughput -->\n<!-- /results -->\n", "{not json", "not valid JSON"),
+    ],
+)
 def test_missing_or_malformed_input_is_a_typed_error(tmp_path, readme_text, json_text, message):
     readme, results = make_readme_copy(tmp_path)
     readme.write_text(readme_text)

@@ -100,20 +100,27 @@ def test_greedy_matches_openai_and_captured_words_match_a_second_pass(model, ref
 
     # the captured attention gives (nearly) the timings of openai's separate pass, without that pass
     assert [w.word for w in captured.words] == [w["word"] for w in their_words]
-    close = [abs(a.start - b["start"]) <= 0.1 and abs(a.end - b["end"]) <= 0.1
-             for a, b in zip(captured.words, their_words)]
+    close = [
+        abs(a.start - b["start"]) <= 0.1 and abs(a.end - b["end"]) <= 0.1 for a, b in zip(captured.words, their_words)
+    ]
     assert sum(close) >= 0.9 * len(close)
     assert_sane_words(captured)
 
     if clip == CLIPS[0]:
         # our second pass is openai's own procedure: identical segments and words
-        second = transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE,
-                            word_alignment="second_pass")
+        second = transcribe(
+            model,
+            samples,
+            temperature=0.0,
+            word_timestamps=True,
+            alignment_config=CONFORMANCE,
+            word_alignment="second_pass",
+        )
         assert_same_segments(second, theirs)
         assert [(w.word, w.start, w.end) for w in second.words] == [
-            (w["word"], w["start"], w["end"]) for w in their_words]
-        assert [w.probability for w in second.words] == pytest.approx([w["probability"] for w in their_words],
-                                                                      abs=1e-4)
+            (w["word"], w["start"], w["end"]) for w in their_words
+        ]
+        assert [w.probability for w in second.words] == pytest.approx([w["probability"] for w in their_words], abs=1e-4)
         default = transcribe(model, samples, temperature=0.0, word_timestamps=True)  # the aligner's default rules
         assert default.text == theirs["text"]
         assert_sane_words(default)
@@ -139,8 +146,14 @@ def test_long_form_windows_match_openai(model, reference):
     samples = np.concatenate([a, silence(1), b, silence(20.5), b, silence(0.5), a])
 
     theirs = openai_transcribe(reference, samples, temperature=0.0, word_timestamps=True)
-    second = transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE,
-                        word_alignment="second_pass")
+    second = transcribe(
+        model,
+        samples,
+        temperature=0.0,
+        word_timestamps=True,
+        alignment_config=CONFORMANCE,
+        word_alignment="second_pass",
+    )
     assert_same_segments(second, theirs)
     assert len({s.seek for s in second.segments}) >= 2, "expected more than one window"
     their_words = [(w["word"], w["start"], w["end"]) for s in theirs["segments"] for w in s["words"]]
@@ -170,11 +183,14 @@ def test_word_timestamps_keep_the_windows_of_a_run_without_them_unless_seeking_t
     kept = transcribe(model, samples, temperature=0.0, word_timestamps=True)  # default mode: windows kept
     assert sorted({s.seek for s in kept.segments}) == plain_seeks
     assert_sane_words(kept)
-    for moved in (transcribe(model, samples, temperature=0.0, word_timestamps=True, seek_to_last_word=True),
-                  transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE)):
+    for moved in (
+        transcribe(model, samples, temperature=0.0, word_timestamps=True, seek_to_last_word=True),
+        transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE),
+    ):
         assert sorted({s.seek for s in moved.segments}) != plain_seeks  # openai's rule
-    forced = transcribe(model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE,
-                        seek_to_last_word=False)
+    forced = transcribe(
+        model, samples, temperature=0.0, word_timestamps=True, alignment_config=CONFORMANCE, seek_to_last_word=False
+    )
     assert sorted({s.seek for s in forced.segments}) == plain_seeks
 
 
@@ -183,8 +199,13 @@ def test_clip_timestamps_prompt_and_hallucination_skip_match_openai(model, refer
     from whisper_align.tasks.transcribe import transcribe
 
     samples = np.concatenate([audio(CLIPS[0]), np.zeros(3 * SAMPLE_RATE, dtype=np.float32), audio(CLIPS[1])])
-    options = dict(temperature=0.0, clip_timestamps="0.5,6.5", initial_prompt="Carry the rag.",
-                   word_timestamps=True, hallucination_silence_threshold=1.0)
+    options = dict(
+        temperature=0.0,
+        clip_timestamps="0.5,6.5",
+        initial_prompt="Carry the rag.",
+        word_timestamps=True,
+        hallucination_silence_threshold=1.0,
+    )
     theirs = openai_transcribe(reference, samples, **options)
     ours = transcribe(model, samples, word_alignment="second_pass", alignment_config=CONFORMANCE, **options)
     assert_same_segments(ours, theirs)
@@ -197,7 +218,9 @@ def test_falls_back_to_a_second_pass_and_says_so(model, monkeypatch):
     import whisper_align.tasks.transcribe as module
     import whisper_align.tasks.window_words as word_timestamps
 
-    monkeypatch.setattr(word_timestamps, "_captured_matrix", lambda *args, **kwargs: None)  # as if capture were impossible
+    monkeypatch.setattr(
+        word_timestamps, "_captured_matrix", lambda *args, **kwargs: None
+    )  # as if capture were impossible
     with pytest.warns(UserWarning, match="separate decoder pass"):
         result = module.transcribe(model, audio(CLIPS[0]), temperature=0.0, word_timestamps=True)
     assert result.second_pass_windows == 1
@@ -220,8 +243,18 @@ def test_cli_writes_every_format(tmp_path, capsys):
     from whisper_align.cli import main
 
     clip = EVAL / "audio" / CLIPS[0]
-    code = main(["transcribe", str(clip), "--word-timestamps", "--temperature-increment-on-fallback", "0",
-                 "--output-dir", str(tmp_path), "--highlight-words"])
+    code = main(
+        [
+            "transcribe",
+            str(clip),
+            "--word-timestamps",
+            "--temperature-increment-on-fallback",
+            "0",
+            "--output-dir",
+            str(tmp_path),
+            "--highlight-words",
+        ]
+    )
     assert code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(f"sa2.{ext}" for ext in ("json", "srt", "vtt", "tsv", "txt", "TextGrid"))

@@ -24,15 +24,60 @@ def make_result() -> Result:
         text=' She had your dark suit. In greasy "wash" water --> all year.',
         language="en",
         segments=[
-            Segment(0, 0, 0.0, 2.5, " She had your dark suit.", [50364, 220, 221], 0.0, -0.25, 1.2, 0.01, [
-                Word(" She", 0.48, 0.66, 0.91), Word(" had", 0.66, 0.9, 0.88), Word(" your", 0.9, 0.98, 0.7),
-                Word(" dark", 0.98, 1.3, 0.95), Word(" suit.", 1.3, 1.6, 0.99)]),
-            Segment(1, 1500, 6.0, 9.0, ' In greasy "wash" water', [222, 223], 0.2, -0.5, 1.5, 0.02, [
-                Word(" In", 6.1, 6.2, 0.5), Word(" greasy", 6.2, 6.71, 0.6), Word(' "wash"', 6.71, 7.0, 0.7),
-                Word(" water", 7.2, 7.65, 0.8)]),
-            Segment(2, 2000, 3599.5, 3601.25, " --> all year.", [224], 0.0, -0.1, 1.0, 0.0, [
-                Word(" -->", 3599.5, 3599.6, 0.1), Word(" all", 3599.7, 3600.0, 0.9),
-                Word(" year.", 3600.0004, 3601.2496, 0.9)]),
+            Segment(
+                0,
+                0,
+                0.0,
+                2.5,
+                " She had your dark suit.",
+                [50364, 220, 221],
+                0.0,
+                -0.25,
+                1.2,
+                0.01,
+                [
+                    Word(" She", 0.48, 0.66, 0.91),
+                    Word(" had", 0.66, 0.9, 0.88),
+                    Word(" your", 0.9, 0.98, 0.7),
+                    Word(" dark", 0.98, 1.3, 0.95),
+                    Word(" suit.", 1.3, 1.6, 0.99),
+                ],
+            ),
+            Segment(
+                1,
+                1500,
+                6.0,
+                9.0,
+                ' In greasy "wash" water',
+                [222, 223],
+                0.2,
+                -0.5,
+                1.5,
+                0.02,
+                [
+                    Word(" In", 6.1, 6.2, 0.5),
+                    Word(" greasy", 6.2, 6.71, 0.6),
+                    Word(' "wash"', 6.71, 7.0, 0.7),
+                    Word(" water", 7.2, 7.65, 0.8),
+                ],
+            ),
+            Segment(
+                2,
+                2000,
+                3599.5,
+                3601.25,
+                " --> all year.",
+                [224],
+                0.0,
+                -0.1,
+                1.0,
+                0.0,
+                [
+                    Word(" -->", 3599.5, 3599.6, 0.1),
+                    Word(" all", 3599.7, 3600.0, 0.9),
+                    Word(" year.", 3600.0004, 3601.2496, 0.9),
+                ],
+            ),
         ],
     )
 
@@ -74,7 +119,9 @@ SUBTITLE_OPTIONS = [
 
 
 @pytest.mark.parametrize("fmt", ["srt", "vtt"])
-@pytest.mark.parametrize("options", SUBTITLE_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default")
+@pytest.mark.parametrize(
+    "options", SUBTITLE_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()) or "default"
+)
 def test_subtitles_match_openai(fmt, options, tmp_path):
     result = make_result()
     ours = render(result, fmt, **options)
@@ -120,11 +167,12 @@ def test_subtitle_cue_details():
     highlighted = render(make_result(), "vtt", highlight_words=True)
     assert "00:00.660 --> 00:00.900\nShe <u>had</u> your dark suit.\n" in highlighted
     # the gap between "greasy" ... "water" words (7.00 -> 7.20) is filled by the plain cue
-    assert "00:07.000 --> 00:07.200\nIn greasy \"wash\" water\n" in highlighted
+    assert '00:07.000 --> 00:07.200\nIn greasy "wash" water\n' in highlighted
 
 
-@pytest.mark.parametrize("seconds", [0.0, 0.0004, 0.0005, 0.0015, 1.0, 59.9995, 61.25, 3599.9994, 3599.9996,
-                                     3600.0, 7322.123, 36000.5])
+@pytest.mark.parametrize(
+    "seconds", [0.0, 0.0004, 0.0005, 0.0015, 1.0, 59.9995, 61.25, 3599.9994, 3599.9996, 3600.0, 7322.123, 36000.5]
+)
 def test_format_timestamp_matches_openai(seconds):
     for hours in (False, True):
         for marker in (".", ","):
@@ -148,8 +196,19 @@ def test_json_round_trips_through_result():
     result = make_result()
     data = json.loads(render(result, "json", indent=2))
     assert list(data) == ["text", "segments", "language"]
-    assert list(data["segments"][0]) == ["id", "seek", "start", "end", "text", "tokens", "temperature",
-                                         "avg_logprob", "compression_ratio", "no_speech_prob", "words"]
+    assert list(data["segments"][0]) == [
+        "id",
+        "seek",
+        "start",
+        "end",
+        "text",
+        "tokens",
+        "temperature",
+        "avg_logprob",
+        "compression_ratio",
+        "no_speech_prob",
+        "words",
+    ]
     assert Result.from_dict(data) == result
 
 
@@ -168,13 +227,21 @@ def test_result_words_and_to_dict():
 
 def test_write_result_by_extension(tmp_path):
     result = make_result()
-    for name, fmt in [("a.json", "json"), ("a.srt", "srt"), ("a.vtt", "vtt"), ("a.TextGrid", "textgrid"),
-                      ("a.textgrid", "textgrid"), ("a.tsv", "tsv"), ("a.TXT", "txt")]:
+    for name, fmt in [
+        ("a.json", "json"),
+        ("a.srt", "srt"),
+        ("a.vtt", "vtt"),
+        ("a.TextGrid", "textgrid"),
+        ("a.textgrid", "textgrid"),
+        ("a.tsv", "tsv"),
+        ("a.TXT", "txt"),
+    ]:
         text = write_result(result, tmp_path / name)
         assert text == render(result, fmt)
         assert (tmp_path / name).read_text(encoding="utf-8") == text
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["a.json", "a.srt", "a.vtt", "a.TextGrid", "a.textgrid", "a.tsv", "a.TXT"])  # no temp files left
+        ["a.json", "a.srt", "a.vtt", "a.TextGrid", "a.textgrid", "a.tsv", "a.TXT"]
+    )  # no temp files left
 
 
 def test_write_result_replaces_and_keeps_mode(tmp_path):
@@ -248,8 +315,13 @@ def parse_textgrid(text: str) -> dict:
         intervals = []
         for number in range(1, count + 1):
             assert lines[k].strip() == f"intervals [{number}]:"
-            intervals.append((float(value(lines[k + 1], "xmin")), float(value(lines[k + 2], "xmax")),
-                              string(value(lines[k + 3], "text"))))
+            intervals.append(
+                (
+                    float(value(lines[k + 1], "xmin")),
+                    float(value(lines[k + 2], "xmax")),
+                    string(value(lines[k + 3], "text")),
+                )
+            )
             k += 4
         grid["tiers"][name] = intervals
     assert k == len(lines)
@@ -280,15 +352,33 @@ def test_textgrid_round_trip():
 
 
 def test_textgrid_duration_overlaps_and_zero_length_words():
-    result = Result(text=" a b c d", language="en", segments=[Segment(0, 0, 0.2, 1.0, " a b c d", words=[
-        Word(" a", 0.2, 0.5), Word(" b", 0.4, 0.6), Word(" c", 0.6, 0.6), Word(" d", 0.6, 0.9)])])
+    result = Result(
+        text=" a b c d",
+        language="en",
+        segments=[
+            Segment(
+                0,
+                0,
+                0.2,
+                1.0,
+                " a b c d",
+                words=[Word(" a", 0.2, 0.5), Word(" b", 0.4, 0.6), Word(" c", 0.6, 0.6), Word(" d", 0.6, 0.9)],
+            )
+        ],
+    )
     grid = parse_textgrid(render(result, "textgrid", duration=2.5, segments_tier=False))
     assert list(grid["tiers"]) == ["words"] and grid["xmax"] == 2.5
     words = grid["tiers"]["words"]
     assert_tiles(words, 0.0, 2.5)
     # "b" overlapping "a" is clipped to start at a's end; zero-length "c" gets 1 ms and pushes "d"
     assert [(text, start, end) for start, end, text in words] == [
-        ("", 0.0, 0.2), ("a", 0.2, 0.5), ("b", 0.5, 0.6), ("c", 0.6, 0.601), ("d", 0.601, 0.9), ("", 0.9, 2.5)]
+        ("", 0.0, 0.2),
+        ("a", 0.2, 0.5),
+        ("b", 0.5, 0.6),
+        ("c", 0.6, 0.601),
+        ("d", 0.601, 0.9),
+        ("", 0.9, 2.5),
+    ]
 
 
 def test_textgrid_of_empty_result_is_valid():

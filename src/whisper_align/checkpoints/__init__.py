@@ -136,7 +136,10 @@ def load_model(
 
 
 def save_model(
-    model: Whisper, path: str | os.PathLike[str], format: str = "openai", dtype: torch.dtype | None = None  # noqa: A002
+    model: Whisper,
+    path: str | os.PathLike[str],
+    format: str = "openai",
+    dtype: torch.dtype | None = None,  # noqa: A002
 ) -> None:
     """Write ``model`` (weights and alignment heads) as an openai .pt file or a CTranslate2 / Hugging Face folder.
 
@@ -144,12 +147,16 @@ def save_model(
     the other formats store the model's own dtype.
     """
     if model.is_quantized:  # quantize_int8 released the float weights of the linear layers
-        raise ValueError("this model has int8 weights for fast CPU inference (quantize_int8) and no float weights "
-                         "left to save; save the model loaded without quantizing (save_model(..., dtype=torch.int8) "
-                         "writes int8 CTranslate2 weights)")
+        raise ValueError(
+            "this model has int8 weights for fast CPU inference (quantize_int8) and no float weights "
+            "left to save; save the model loaded without quantizing (save_model(..., dtype=torch.int8) "
+            "writes int8 CTranslate2 weights)"
+        )
     if dtype is not None and format != "ctranslate2":
-        raise ValueError(f"dtype applies to CTranslate2 folders only; convert the model itself (model.to(dtype)) "
-                         f"before saving it as {format}")
+        raise ValueError(
+            f"dtype applies to CTranslate2 folders only; convert the model itself (model.to(dtype)) "
+            f"before saving it as {format}"
+        )
     if format == "openai":
         from . import openai
 

@@ -20,7 +20,6 @@ the fused biases hold zeros there. The output projection ``decoder/projection/we
 embedding.
 """
 
-
 from __future__ import annotations
 
 import io

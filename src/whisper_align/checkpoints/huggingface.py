@@ -128,7 +128,9 @@ def dims_from_config(config: dict[str, Any], where: str = CONFIG) -> ModelDimens
     """The dimensions a Transformers Whisper ``config.json`` describes, refusing what our model cannot run."""
     model_type = config.get("model_type")
     if model_type is not None and model_type != "whisper":
-        raise ModelLoadError(f"{where} says model_type {model_type!r}; only Hugging Face Whisper models ('whisper') load")
+        raise ModelLoadError(
+            f"{where} says model_type {model_type!r}; only Hugging Face Whisper models ('whisper') load"
+        )
     missing = sorted({key for key in _DIMENSION_KEYS.values() if key not in config})
     if missing:
         raise ModelLoadError(f"{where} lacks {', '.join(missing)}; it is not a Hugging Face Whisper config.json")
@@ -149,7 +151,9 @@ def dims_from_config(config: dict[str, Any], where: str = CONFIG) -> ModelDimens
         raise ModelLoadError(f"{where}: scale_embedding is true, which Whisper models never use")
     for field in ("n_audio_head", "n_text_head"):
         if d_model % values[field]:
-            raise ModelLoadError(f"{where}: d_model {d_model} is not divisible by {_DIMENSION_KEYS[field]} {values[field]}")
+            raise ModelLoadError(
+                f"{where}: d_model {d_model} is not divisible by {_DIMENSION_KEYS[field]} {values[field]}"
+            )
     return ModelDimensions(**values)
 
 

@@ -358,8 +358,7 @@ def download(name: str, root: Path) -> Path:
         return target
     except (urllib.error.URLError, OSError, TimeoutError) as exc:
         raise ModelLoadError(
-            f"model {name!r} is not available locally and downloading it failed ({exc}); "
-            + _offline_advice(name)
+            f"model {name!r} is not available locally and downloading it failed ({exc}); " + _offline_advice(name)
         ) from exc
     finally:
         tmp.unlink(missing_ok=True)

@@ -155,7 +155,11 @@ def write(model: Whisper, path: str | os.PathLike[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items() if k != "alignment_heads"}
     heads = model.alignment_heads.to("cpu").to_dense().numpy()
-    checkpoint: dict[str, Any] = {"dims": dataclasses.asdict(model.dims), "model_state_dict": state, "alignment_heads": encode(heads)}
+    checkpoint: dict[str, Any] = {
+        "dims": dataclasses.asdict(model.dims),
+        "model_state_dict": state,
+        "alignment_heads": encode(heads),
+    }
     if model.alignment_time_shift:
         checkpoint["alignment_time_shift"] = float(model.alignment_time_shift)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -62,5 +62,4 @@ def get_tokenizer(model: Whisper, language: str | None = None, task: str | None 
     )
 
 
-
 __all__ = ["bundled_tokenizer_file", "get_tokenizer"]

@@ -15,10 +15,14 @@ MAX_FAILURES_SHOWN = 10  # failed manifest lines named on stderr; all of them ar
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="official name or path to a checkpoint (default: tiny.en)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="official name or path to a checkpoint (default: tiny.en)"
+    )
     parser.add_argument("--heads", help="alignment heads to use instead of the model's: name, dump, pairs or file")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--int8", action="store_true", help="int8 weights: faster on the CPU, word times may move a little")
+    parser.add_argument(
+        "--int8", action="store_true", help="int8 weights: faster on the CPU, word times may move a little"
+    )
     parser.add_argument("--language", help="language of the speech (multilingual models; default: en)")
     parser.add_argument(
         "--mode",
@@ -63,16 +67,28 @@ def run_manifest(args: argparse.Namespace) -> int:
         raise TranscriptError("--manifest needs --out OUT.jsonl for the results")
     check_corpus_paths(args.manifest, args.out)
     model, config = load(args)
-    summary = align_corpus(model, args.manifest, args.out, language=args.language, config=config,
-                           pack=not args.no_pack, retry_errors=args.retry_errors)
+    summary = align_corpus(
+        model,
+        args.manifest,
+        args.out,
+        language=args.language,
+        config=config,
+        pack=not args.no_pack,
+        retry_errors=args.retry_errors,
+    )
     for clip_id, message in summary.failures[:MAX_FAILURES_SHOWN]:
         print(f"whisper-align: failed {clip_id}: {message}", file=sys.stderr)
     if len(summary.failures) > MAX_FAILURES_SHOWN:
-        print(f"whisper-align: ... and {len(summary.failures) - MAX_FAILURES_SHOWN} more (their lines in "
-              f"{args.out} hold an \"error\")", file=sys.stderr)
+        print(
+            f"whisper-align: ... and {len(summary.failures) - MAX_FAILURES_SHOWN} more (their lines in "
+            f'{args.out} hold an "error")',
+            file=sys.stderr,
+        )
     if summary.kept_errors:
-        print(f"whisper-align: {summary.kept_errors} error lines of earlier runs kept (--no-retry-errors)",
-              file=sys.stderr)
+        print(
+            f"whisper-align: {summary.kept_errors} error lines of earlier runs kept (--no-retry-errors)",
+            file=sys.stderr,
+        )
     print(f"aligned {summary.aligned}, already done {summary.skipped}, failed {summary.failed} -> {args.out}")
     return 1 if summary.failed or summary.kept_errors else 0
 
@@ -134,8 +150,10 @@ def run_demo(args: argparse.Namespace) -> int:
         raise WhisperAlignError(f"the demo sample is not at {REPO_SAMPLES}; run the demo from a source checkout")
     text = text_file.read_text(encoding="utf-8").strip()
     model, config = load(args)
-    print(f"model {args.model} ({model.info.format}, heads from {model.info.heads_source}: "
-          f"{model.alignment_head_pairs()})")
+    print(
+        f"model {args.model} ({model.info.format}, heads from {model.info.heads_source}: "
+        f"{model.alignment_head_pairs()})"
+    )
     print(f"audio {audio.name}: {text!r}\n")
     result = align(model, str(audio), text, config=config)
     print_words(result)
@@ -156,13 +174,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text-file", help="file holding the transcript")
     parser.add_argument("-o", "--output", help="write .json, .srt, .vtt, .TextGrid, .tsv or .txt (default: print)")
     parser.add_argument("--manifest", help="JSON lines with id, audio, text: align them all")
-    parser.add_argument("--out", help="with --manifest: JSON-lines output, one line per manifest line; a rerun "
-                        "resumes where it stopped, with the words an uninterrupted run gives")
-    parser.add_argument("--retry-errors", action=argparse.BooleanOptionalAction, default=True,
-                        help="with --manifest: align again the ids whose line in --out is an error (default: yes; "
-                             "--no-retry-errors keeps those lines). Exit status 1 if any line is an error")
-    parser.add_argument("--no-pack", action="store_true",
-                        help="with --manifest: one clip per 30 s window (slower, slightly more accurate)")
+    parser.add_argument(
+        "--out",
+        help="with --manifest: JSON-lines output, one line per manifest line; a rerun "
+        "resumes where it stopped, with the words an uninterrupted run gives",
+    )
+    parser.add_argument(
+        "--retry-errors",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --manifest: align again the ids whose line in --out is an error (default: yes; "
+        "--no-retry-errors keeps those lines). Exit status 1 if any line is an error",
+    )
+    parser.add_argument(
+        "--no-pack",
+        action="store_true",
+        help="with --manifest: one clip per 30 s window (slower, slightly more accurate)",
+    )
     add_model_options(parser)
     parser.set_defaults(func=run_align)
 

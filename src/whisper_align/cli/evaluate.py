@@ -35,15 +35,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("manifest", metavar="MANIFEST", help="JSON-lines manifest with id, audio, text and words")
     parser.add_argument("--model", default="tiny.en", help="official name or checkpoint path (default: tiny.en)")
-    parser.add_argument("--heads", metavar="SPEC", default=None,
-                        help="alignment heads to use instead of the model's: official name, dump, pairs, JSON file")
-    parser.add_argument("--mode", choices=["default", "conformance"], default="default",
-                        help="word rules: the aligner's default, or openai-whisper's exact ones")
+    parser.add_argument(
+        "--heads",
+        metavar="SPEC",
+        default=None,
+        help="alignment heads to use instead of the model's: official name, dump, pairs, JSON file",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["default", "conformance"],
+        default="default",
+        help="word rules: the aligner's default, or openai-whisper's exact ones",
+    )
     parser.add_argument("--language", default=None, help="language of the texts (multilingual models; default en)")
     parser.add_argument("--per-utterance", action="store_true", help="also print and store each utterance's scores")
     parser.add_argument("--json", metavar="OUT", help="write the metrics here (JSON, written atomically)")
-    parser.add_argument("--tolerance", type=_tolerance, default=0.05,
-                        help="seconds within which a boundary counts as a hit for precision/recall (0.05)")
+    parser.add_argument(
+        "--tolerance",
+        type=_tolerance,
+        default=0.05,
+        help="seconds within which a boundary counts as a hit for precision/recall (0.05)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.set_defaults(func=cmd_eval)
 
@@ -67,7 +79,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not labelled:
         raise ManifestError(
             f"{args.manifest} has no reference word times: no line has a 'words' list "
-            "([{\"word\", \"start\", \"end\"}, ...] in seconds), so there is nothing to score against"
+            '([{"word", "start", "end"}, ...] in seconds), so there is nothing to score against'
         )
     model = load_model(args.model, device=args.device)
     if args.heads:
@@ -82,17 +94,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # e.g. silent audio; it is scored like any other
-                result = align(model, str(utterance.audio), utterance.text, config=config, probabilities=False,
-                               tokenizer=tokenizer)
+                result = align(
+                    model, str(utterance.audio), utterance.text, config=config, probabilities=False, tokenizer=tokenizer
+                )
         except WhisperAlignError as error:  # one bad line should not lose the whole run
             failed.append({"id": utterance.id, "error": str(error)})
             result = None
         entries.append((utterance.id, utterance.words, result.words if result is not None else []))
     metrics = score(entries, tolerance=args.tolerance, per_utterance=args.per_utterance)
 
-    print(f"{args.model} ({len(model.alignment_head_pairs())} alignment heads: {heads_label}), {args.mode} mode, "
-          f"{len(labelled)} utterances" + (f" ({len(utterances) - len(labelled)} without words skipped)"
-                                           if len(labelled) < len(utterances) else ""))
+    print(
+        f"{args.model} ({len(model.alignment_head_pairs())} alignment heads: {heads_label}), {args.mode} mode, "
+        f"{len(labelled)} utterances"
+        + (f" ({len(utterances) - len(labelled)} without words skipped)" if len(labelled) < len(utterances) else "")
+    )
     print(format_table({args.model: metrics}))
     if args.per_utterance and metrics.utterances:
         print()

@@ -106,17 +106,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     find.add_argument("model", metavar="MODEL", help="official name or checkpoint path")
     find.add_argument("--data", required=True, metavar="MANIFEST", help="JSON-lines manifest (id, audio, text, words)")
     find.add_argument("--holdout", type=_fraction, default=0.3, help="share held out to choose the set size (0.3)")
-    find.add_argument("--split-by", choices=["auto", "speaker", "utterance"], default="auto",
-                      help="hold out whole speakers or single utterances (auto: speakers when the manifest has them)")
+    find.add_argument(
+        "--split-by",
+        choices=["auto", "speaker", "utterance"],
+        default="auto",
+        help="hold out whole speakers or single utterances (auto: speakers when the manifest has them)",
+    )
     find.add_argument("--max-heads", type=_positive_int, default=12, help="largest set to consider (12)")
     find.add_argument("--unsupervised", action="store_true", help="choose heads without the reference times")
     find.add_argument("--mode", choices=["default", "conformance"], default="default", help="alignment word rules")
     find.add_argument("--language", default=None, help="language of the text (multilingual models; default en)")
     find.add_argument("--limit", type=_positive_int, default=None, help="use only the first N utterances")
     find.add_argument("--seed", type=int, default=0, help="seed of the random held-out split")
-    find.add_argument("--write", action="store_true",
-                      help="store the heads in the checkpoint (CT2 config.json, HF generation_config.json, or .pt)")
-    find.add_argument("--png", metavar="FILE", help="head-score heat map; FILE_alignment.png: one utterance's alignment")
+    find.add_argument(
+        "--write",
+        action="store_true",
+        help="store the heads in the checkpoint (CT2 config.json, HF generation_config.json, or .pt)",
+    )
+    find.add_argument(
+        "--png", metavar="FILE", help="head-score heat map; FILE_alignment.png: one utterance's alignment"
+    )
     find.add_argument("--json", metavar="OUT", help="write the results here (JSON)")
     find.set_defaults(func=cmd_find)
 
@@ -305,8 +314,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     for official in H.ALIGNMENT_HEADS.values():
         layers, n_heads = official.shape
         count = int(official.mask().sum())
-        print(f"{official.name:<15} {layers:>2}x{n_heads:<3} {count:>3} heads  whisper.cpp -dtw "
-              f"{H.whisper_cpp_preset(official.name)}")
+        print(
+            f"{official.name:<15} {layers:>2}x{n_heads:<3} {count:>3} heads  whisper.cpp -dtw "
+            f"{H.whisper_cpp_preset(official.name)}"
+        )
     return 0
 
 
@@ -314,7 +325,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_find(args: argparse.Namespace) -> int:
-    """``heads find``: capture, search, report, and optionally write and draw (see :mod:`whisper_align.heads.discovery`)."""
+    """``heads find``: capture, search, report, and optionally write and draw (see
+    :mod:`whisper_align.heads.discovery`)."""
     import warnings
 
     from ..alignment.words import AlignmentConfig
@@ -346,8 +358,9 @@ def cmd_find(args: argparse.Namespace) -> int:
 
     supervised = unsupervised = None
     if labelled:
-        supervised = D.find_heads(captures, config, args.holdout, args.split_by, args.max_heads, seed=args.seed,
-                                  progress=True)
+        supervised = D.find_heads(
+            captures, config, args.holdout, args.split_by, args.max_heads, seed=args.seed, progress=True
+        )
         train_ids, held_ids = supervised.train_ids, supervised.heldout_ids
     else:
         train_ids, held_ids = [c.id for c in captures.captures], []
@@ -358,13 +371,21 @@ def cmd_find(args: argparse.Namespace) -> int:
 
     L, Hn = captures.n_text_layer, captures.n_text_head
     _print_found(args.model, captures, found)
-    payload: dict = {"model": args.model, "shape": [L, Hn], "mode": args.mode, "manifest": str(args.data),
-                     "skipped": captures.skipped, "found": found.to_dict()}
+    payload: dict = {
+        "model": args.model,
+        "shape": [L, Hn],
+        "mode": args.mode,
+        "manifest": str(args.data),
+        "skipped": captures.skipped,
+        "found": found.to_dict(),
+    }
     if supervised is not None and unsupervised is not None:
         payload["supervised"] = supervised.to_dict()
         payload["overlap_with_supervised"] = D.overlap(unsupervised.mask, supervised.mask)
-        print(f"unsupervised vs supervised choice: {payload['overlap_with_supervised']['shared']} heads shared "
-              f"(supervised: {json.dumps(supervised.pairs)})")
+        print(
+            f"unsupervised vs supervised choice: {payload['overlap_with_supervised']['shared']} heads shared "
+            f"(supervised: {json.dumps(supervised.pairs)})"
+        )
     if labelled:
         items = captures.items(config)
         where = held_ids or train_ids
@@ -395,15 +416,20 @@ def cmd_find(args: argparse.Namespace) -> int:
 def _print_found(model_name: str, captures, found) -> None:  # noqa: ANN001
     """What ``heads find`` found: the grid, the pairs, the dump and the time shift."""
     L, Hn = captures.n_text_layer, captures.n_text_head
-    print(f"{model_name}: {L} decoder layers x {Hn} heads; {len(captures.captures)} utterances captured"
-          + (f", {len(captures.skipped)} skipped" if captures.skipped else ""))
+    print(
+        f"{model_name}: {L} decoder layers x {Hn} heads; {len(captures.captures)} utterances captured"
+        + (f", {len(captures.skipped)} skipped" if captures.skipped else "")
+    )
     print(f"found {int(found.mask.sum())} alignment heads ({found.method}):")
     print(H.format_grid(found.mask))
     print("pairs:", json.dumps(found.pairs))
     print("openai dump:", found.dump)
     if found.time_shift is not None:
-        basis = ("median signed error on the training part, negated" if found.method == "supervised"
-                 else "their median boundary moved to where the default last-half heads put it")
+        basis = (
+            "median signed error on the training part, negated"
+            if found.method == "supervised"
+            else "their median boundary moved to where the default last-half heads put it"
+        )
         print(f"time shift for these heads: {found.time_shift:+.3f} s ({basis}; --write stores it)")
 
 
@@ -441,12 +467,19 @@ def _draw_find(captures, found, config, ids: list[str], png: Path) -> None:  # n
     from ..results.plots import plot_alignment, plot_head_scores
 
     label = "single-head objective" if found.method == "supervised" else "agreement with consensus"
-    plot_head_scores(found.head_scores, png, chosen=found.mask, label=label,
-                     title=f"{label} per head; chosen heads boxed")
+    plot_head_scores(
+        found.head_scores, png, chosen=found.mask, label=label, title=f"{label} per head; chosen heads boxed"
+    )
     item = next(i for i in captures.items(config) if i.id == ids[0])
     heads = captures.flat(found.mask)
     matrix = set_matrix(item, heads)
     second = png.with_name(f"{png.stem}_alignment{png.suffix or '.png'}")
-    plot_alignment(matrix, dtw_path(matrix, config), item.reference, word_times(item, heads, config), second,
-                   title=f"{item.id}: found heads ({found.method})")
+    plot_alignment(
+        matrix,
+        dtw_path(matrix, config),
+        item.reference,
+        word_times(item, heads, config),
+        second,
+        title=f"{item.id}: found heads ({found.method})",
+    )
     print(f"wrote {png} and {second}", file=sys.stderr)

@@ -42,37 +42,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio or video file(s) FFmpeg can read")
     parser.add_argument("--model", default="tiny.en", help="official name or checkpoint path (default: tiny.en)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    parser.add_argument("--int8", action="store_true",
-                        help="int8 weights: about 1.6x faster on the CPU, transcripts may differ in a few words")
-    parser.add_argument("--fast-logits", action="store_true",
-                        help="greedy on a CPU: vocabulary projection in int8 with the possible winners recomputed in "
-                             "float32 (the float32 tokens, faster)")
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="int8 weights: about 1.6x faster on the CPU, transcripts may differ in a few words",
+    )
+    parser.add_argument(
+        "--fast-logits",
+        action="store_true",
+        help="greedy on a CPU: vocabulary projection in int8 with the possible winners recomputed in "
+        "float32 (the float32 tokens, faster)",
+    )
     parser.add_argument("--language", default=None, help="spoken language (code or name); default: detected")
     parser.add_argument("--task", default="transcribe", choices=["transcribe", "translate"])
     parser.add_argument("--word-timestamps", action="store_true", help="add word-level timestamps")
-    parser.add_argument("--word-alignment", default="captured", choices=["captured", "second_pass"],
-                        help="where word timings' attention comes from (default: captured while decoding)")
-    parser.add_argument("--alignment-mode", default="default", choices=["default", "conformance"],
-                        help="word rules: the aligner's default, or openai-whisper's exact ones")
-    parser.add_argument("--seek-to-last-word", action=argparse.BooleanOptionalAction, default=None,
-                        help="with --word-timestamps, start the window after one that ends mid-segment at its last "
-                             "word's end, as openai-whisper does (default: only in conformance mode; otherwise "
-                             "where it would start without word timestamps)")
+    parser.add_argument(
+        "--word-alignment",
+        default="captured",
+        choices=["captured", "second_pass"],
+        help="where word timings' attention comes from (default: captured while decoding)",
+    )
+    parser.add_argument(
+        "--alignment-mode",
+        default="default",
+        choices=["default", "conformance"],
+        help="word rules: the aligner's default, or openai-whisper's exact ones",
+    )
+    parser.add_argument(
+        "--seek-to-last-word",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --word-timestamps, start the window after one that ends mid-segment at its last "
+        "word's end, as openai-whisper does (default: only in conformance mode; otherwise "
+        "where it would start without word timestamps)",
+    )
     parser.add_argument("--beam-size", type=int, default=None, help="beams for temperature-0 decoding")
     parser.add_argument("--best-of", type=int, default=None, help="samples for temperature > 0")
     parser.add_argument("--patience", type=float, default=None, help="beam-search patience")
     parser.add_argument("--temperature", type=float, default=0.0, help="first sampling temperature (default 0)")
-    parser.add_argument("--temperature-increment-on-fallback", type=float, default=0.2,
-                        help="temperature step on a failed window, up to 1.0 (0: no fallback)")
+    parser.add_argument(
+        "--temperature-increment-on-fallback",
+        type=float,
+        default=0.2,
+        help="temperature step on a failed window, up to 1.0 (0: no fallback)",
+    )
     parser.add_argument("--initial-prompt", default=None, help="text to condition the first window on")
-    parser.add_argument("--no-condition-on-previous-text", dest="condition_on_previous_text", action="store_false",
-                        help="do not feed each window the text of the previous ones")
+    parser.add_argument(
+        "--no-condition-on-previous-text",
+        dest="condition_on_previous_text",
+        action="store_false",
+        help="do not feed each window the text of the previous ones",
+    )
     parser.add_argument("--clip-timestamps", default="0", help="start,end,... seconds of the parts to transcribe")
     parser.add_argument("--output-dir", "-o", default=".", help="folder for the output files (default: .)")
-    parser.add_argument("--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"],
-                        help="output format (default: all)")
-    parser.add_argument("--highlight-words", action="store_true",
-                        help="srt/vtt: underline each word as it is spoken (needs --word-timestamps)")
+    parser.add_argument(
+        "--output-format", "-f", default="all", choices=[*OUTPUT_FORMATS, "all"], help="output format (default: all)"
+    )
+    parser.add_argument(
+        "--highlight-words",
+        action="store_true",
+        help="srt/vtt: underline each word as it is spoken (needs --word-timestamps)",
+    )
     parser.add_argument("--verbose", action="store_true", help="print each segment as it is decoded")
     parser.set_defaults(func=run)
 
@@ -99,8 +129,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"whisper-align: error: {audio}: {error}", file=sys.stderr)
             failed.append(audio)
     if failed:
-        print(f"whisper-align: transcribed {len(args.audio) - len(failed)} of {len(args.audio)} files; "
-              f"failed: {', '.join(failed)}", file=sys.stderr)
+        print(
+            f"whisper-align: transcribed {len(args.audio) - len(failed)} of {len(args.audio)} files; "
+            f"failed: {', '.join(failed)}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -113,8 +146,10 @@ def _check_output_dir(folder: Path) -> None:
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise OutputError(f"cannot write in the output folder {os.fspath(folder)!r} ({error.strerror or error}); "
-                          "choose another with --output-dir") from error
+        raise OutputError(
+            f"cannot write in the output folder {os.fspath(folder)!r} ({error.strerror or error}); "
+            "choose another with --output-dir"
+        ) from error
 
 
 def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Path) -> None:  # noqa: ANN001

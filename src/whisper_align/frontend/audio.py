@@ -366,7 +366,9 @@ def mel_filters(n_mels: int, sample_rate: int = SAMPLE_RATE, n_fft: int = N_FFT)
     which is what openai-whisper ships as ``mel_filters.npz``. The result is cached and read-only.
     """
     if n_mels < 1 or n_fft < 2 or sample_rate <= 0:
-        raise ValueError(f"need n_mels >= 1, n_fft >= 2 and a positive sample rate, got {n_mels}, {n_fft}, {sample_rate}")
+        raise ValueError(
+            f"need n_mels >= 1, n_fft >= 2 and a positive sample rate, got {n_mels}, {n_fft}, {sample_rate}"
+        )
     fft_hz = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)
     # n_mels + 2 edges: filter i rises from edge i to edge i+1 and falls to edge i+2
     edges_hz = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
@@ -410,7 +412,9 @@ def log_mel_spectrogram(
         audio = torch.from_numpy(np.asarray(audio, dtype=np.float32))
     _check_finite(audio, "the audio", rate=SAMPLE_RATE)  # NaN would spread through the STFT to every frame
     if audio.ndim not in (1, 2):
-        raise AudioError(f"log_mel_spectrogram needs (samples,) or (batch, samples) audio, not shape {tuple(audio.shape)}")
+        raise AudioError(
+            f"log_mel_spectrogram needs (samples,) or (batch, samples) audio, not shape {tuple(audio.shape)}"
+        )
     if audio.shape[-1] + padding == 0:
         raise AudioError("log_mel_spectrogram got no audio samples")
     if device is not None:

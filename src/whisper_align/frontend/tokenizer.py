@@ -109,7 +109,8 @@ class _Vocabulary:
             kinds = {50256: "English-only", 50257: "multilingual"}
             raise ModelLoadError(
                 f"'{path}' is a {kinds.get(file_eot, 'different')} vocabulary (<|endoftext|> = {file_eot}), but the "
-                f"model needs a {kinds.get(eot, 'different')} one (<|endoftext|> = {eot}); use the model's own tokenizer"
+                f"model needs a {kinds.get(eot, 'different')} one (<|endoftext|> = {eot}); "
+                "use the model's own tokenizer"
             )
         alphabet = _byte_level_alphabet()
         bpe_vocab = {piece: i for piece, i in vocab.items() if 0 <= i < eot and piece}
@@ -225,7 +226,9 @@ class Tokenizer:
                 f"unknown language {language!r}; use a code such as 'en' or 'de', or an English name such as 'german'"
             )
         if code not in self.all_language_codes:
-            raise TranscriptError(f"this model knows {self.num_languages} languages, and {language!r} is not one of them")
+            raise TranscriptError(
+                f"this model knows {self.num_languages} languages, and {language!r} is not one of them"
+            )
         return code
 
     def language_token(self, language: str | None = None) -> int:
@@ -306,7 +309,7 @@ class Tokenizer:
             text.encode("utf-8")
         except UnicodeEncodeError as error:
             raise TranscriptError(
-                f"the transcript contains {text[error.start:error.end]!r} at character {error.start}, which is not "
+                f"the transcript contains {text[error.start : error.end]!r} at character {error.start}, which is not "
                 "valid Unicode text (an unpaired surrogate); fix the text's encoding"
             ) from error
         try:

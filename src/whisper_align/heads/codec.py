@@ -52,8 +52,6 @@ def _brief(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-
-
 # ---- the official heads ----------------------------------------------------------------------------------------
 
 # Decoder shape (n_text_layer, n_text_head) of each official model family.

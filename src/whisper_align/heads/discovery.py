@@ -243,7 +243,8 @@ def _subset(items: Sequence[Item], ids: Sequence[str]) -> list[Item]:
 def compare_sets(
     items: Sequence[Item], sets: Mapping[str, Sequence[int]], config: AlignmentConfig, tolerance: float = 0.05
 ) -> dict[str, Metrics]:
-    """Full :func:`~whisper_align.results.evaluation.score` metrics of each named head set (flat indices) on ``items``."""
+    """Full :func:`~whisper_align.results.evaluation.score` metrics of each named head set (flat indices) on
+    ``items``."""
     labelled = [item for item in items if item.reference is not None]
     return {
         name: score([(i.id, i.reference or [], word_times(i, heads, config)) for i in labelled], tolerance=tolerance)
@@ -307,8 +308,12 @@ class FoundHeads:
         }
         if self.steps:
             data["greedy"] = [
-                {"heads": list(s.heads), "added": s.added, "train": _finite(s.train.to_dict()),
-                 "heldout": _finite(s.heldout.to_dict()) if s.heldout else None}
+                {
+                    "heads": list(s.heads),
+                    "added": s.added,
+                    "train": _finite(s.train.to_dict()),
+                    "heldout": _finite(s.heldout.to_dict()) if s.heldout else None,
+                }
                 for s in self.steps
             ]
         if self.ranking is not None:

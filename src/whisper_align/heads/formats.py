@@ -142,6 +142,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 # ---- whisper.cpp -------------------------------------------------------------------------------------------------
 
+
 def whisper_cpp_preset(name: str) -> str:
     """whisper.cpp's ``-dtw`` preset name for an official model name, e.g. "large-v2" -> "large.v2".
 
@@ -263,8 +264,7 @@ def resolve_heads(spec: str, n_text_layer: int, n_text_head: int) -> np.ndarray:
         pairs = read_json_heads(spec)
         if pairs is None:
             raise AlignmentHeadsError(
-                f"{spec} has no {JSON_KEY!r} key (looked in a JSON file, or a folder's "
-                f"{' / '.join(_JSON_FILES)})"
+                f"{spec} has no {JSON_KEY!r} key (looked in a JSON file, or a folder's {' / '.join(_JSON_FILES)})"
             )
         return pairs_to_mask(pairs, n_text_layer, n_text_head)
     pairs = parse_pairs_text(spec)
@@ -284,9 +284,9 @@ def resolve_heads(spec: str, n_text_layer: int, n_text_head: int) -> np.ndarray:
 def format_grid(mask: Any, on: str = "X", off: str = ".") -> str:
     """A text grid, one row per decoder layer, one column per head, alignment heads marked ``on``::
 
-            0 1 2 3 4 5
-        L0  . . . . . .
-        L1  X . . . . .
+        0 1 2 3 4 5
+    L0  . . . . . .
+    L1  X . . . . .
     """
     if not (isinstance(on, str) and isinstance(off, str)):
         raise AlignmentHeadsError(f"the grid's marks must be str, got {type(on).__name__} and {type(off).__name__}")

@@ -149,8 +149,13 @@ class SetScore:
         return 0.5 * (self.within_50 + self.within_100) - self.median_ms / 1000.0
 
     def to_dict(self) -> dict[str, float]:
-        return {"n_boundaries": self.n_boundaries, "median_ms": self.median_ms, "within_50ms": self.within_50,
-                "within_100ms": self.within_100, "objective": self.objective}
+        return {
+            "n_boundaries": self.n_boundaries,
+            "median_ms": self.median_ms,
+            "within_50ms": self.within_50,
+            "within_100ms": self.within_100,
+            "objective": self.objective,
+        }
 
 
 def score_errors(errors: np.ndarray) -> SetScore:
@@ -194,8 +199,9 @@ def anchor_shift(items: Sequence[Item], heads: Sequence[int], anchor: Sequence[i
     """Seconds to add to the word times of ``heads`` so that their median boundary falls where the ``anchor``
     set puts it; no reference times needed. The unsupervised search anchors its few, mutually consistent heads
     to the default set (half the decoder's heads), whose individual lags largely average out."""
-    return _pooled_median([(_boundaries(item, anchor, config) - _boundaries(item, heads, config)).reshape(-1)
-                           for item in items])
+    return _pooled_median(
+        [(_boundaries(item, anchor, config) - _boundaries(item, heads, config)).reshape(-1) for item in items]
+    )
 
 
 def _pooled_median(parts: list[np.ndarray]) -> float:

@@ -25,8 +25,10 @@ from .whisper import Whisper
 
 def _linear(x: Tensor, packed: torch.ScriptObject, where: str) -> Tensor:
     if x.device.type != "cpu":
-        raise QuantizationError(f"{where} has int8 weights, which run on the CPU only, but got a tensor on "
-                                f"{x.device}; load the model again without quantizing to use {x.device}")
+        raise QuantizationError(
+            f"{where} has int8 weights, which run on the CPU only, but got a tensor on "
+            f"{x.device}; load the model again without quantizing to use {x.device}"
+        )
     shape = x.shape
     # reduce_range: 7-bit activations, which x86 int8 kernels without VNNI need to avoid overflow
     y = torch.ops.quantized.linear_dynamic(x.reshape(-1, shape[-1]).float().contiguous(), packed, True)
@@ -58,8 +60,10 @@ def quantize_int8(model: Whisper) -> Whisper:
     alignment heads are unchanged. Its float weights of those layers are released, so the model can no longer be
     saved: keep (or reload) the float model for that."""
     if model.device.type != "cpu":
-        raise QuantizationError(f"int8 weights run on the CPU only; this model is on {model.device}: call "
-                                "quantize_int8 before moving it, or use float16 on an accelerator")
+        raise QuantizationError(
+            f"int8 weights run on the CPU only; this model is on {model.device}: call "
+            "quantize_int8 before moving it, or use float16 on an accelerator"
+        )
     if is_quantized(model):
         return model
     for parent in list(model.modules()):

@@ -31,8 +31,14 @@ from .whisper import TextDecoder
 class CheckedInt8Vocabulary:
     """A drop-in for the decoder's vocabulary projection (hidden states (B, T, D) -> logits (B, T, V))."""
 
-    def __init__(self, decoder: TextDecoder, eot: int, suppressed: Sequence[int], always_exact: Sequence[int] = (),
-                 margin: float = 4.0):
+    def __init__(
+        self,
+        decoder: TextDecoder,
+        eot: int,
+        suppressed: Sequence[int],
+        always_exact: Sequence[int] = (),
+        margin: float = 4.0,
+    ):
         weight = decoder.token_embedding.weight
         if weight.device.type != "cpu":
             raise ValueError("the checked int8 projection runs on the CPU only")

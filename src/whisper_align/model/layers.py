@@ -72,8 +72,12 @@ class DerivedForms:
     def _derived_form(self, kind: str, sources: tuple[Tensor, ...], variant: Any, make: Callable[[], Any]) -> Any:
         store = self.__dict__.setdefault("_derived", {})
         cached = store.get(kind)
-        if (cached is None or cached[1] != variant or len(cached[0]) != len(sources)
-                or any(ref() is not t or version != t._version for (ref, version), t in zip(cached[0], sources))):
+        if (
+            cached is None
+            or cached[1] != variant
+            or len(cached[0]) != len(sources)
+            or any(ref() is not t or version != t._version for (ref, version), t in zip(cached[0], sources))
+        ):
             cached = (tuple((weakref.ref(t), t._version) for t in sources), variant, make())
             store[kind] = cached
         return cached[2]
@@ -85,7 +89,8 @@ class DerivedForms:
 def _inference_on_cpu(*weights: Tensor) -> bool:
     """Whether derived copies may stand in for ``weights``: on the CPU, and no gradient to deliver to them."""
     return all(w.device.type == "cpu" for w in weights) and not (
-        torch.is_grad_enabled() and any(w.requires_grad for w in weights))
+        torch.is_grad_enabled() and any(w.requires_grad for w in weights)
+    )
 
 
 @dataclass
@@ -188,16 +193,21 @@ class MultiHeadAttention(DerivedForms, nn.Module):
         tiny.en token, for a copy of 3·D² floats per layer). Elsewhere, the three layers.
         """
         layers = (self.query, self.key, self.value)
-        if not all(type(layer) is Linear for layer in layers) or not _inference_on_cpu(
-                *(layer.weight for layer in layers)) or x.dtype != self.query.weight.dtype:
+        if (
+            not all(type(layer) is Linear for layer in layers)
+            or not _inference_on_cpu(*(layer.weight for layer in layers))
+            or x.dtype != self.query.weight.dtype
+        ):
             return self.query(x), self.key(x), self.value(x)  # (int8 layers, see quantize.py: their own kernels)
         weights = (self.query.weight, self.key.weight, self.value.weight)
         biases = (self.query.bias, self.value.bias)
 
         def fuse() -> tuple[Tensor, Tensor]:
             zeros = torch.zeros_like(biases[0])  # the key has no bias
-            return (torch.cat([w.detach() for w in weights]).T.contiguous(),
-                    torch.cat([biases[0].detach(), zeros, biases[1].detach()]))
+            return (
+                torch.cat([w.detach() for w in weights]).T.contiguous(),
+                torch.cat([biases[0].detach(), zeros, biases[1].detach()]),
+            )
 
         weight, bias = self._derived_form("qkv", weights + biases, x.dtype, fuse)
         q, k, v = torch.addmm(bias, x.reshape(-1, x.shape[-1]), weight).view(*x.shape[:-1], 3, -1).unbind(-2)

@@ -74,7 +74,8 @@ class AudioEncoder(nn.Module):
         if x.shape[1:] != self.positional_embedding.shape:
             raise ValueError(
                 f"mel of {mel.shape[-1]} frames gives {x.shape[1]} audio positions; this encoder needs "
-                f"{self.positional_embedding.shape[0]} (pad or trim the mel to {2 * self.positional_embedding.shape[0]})"
+                f"{self.positional_embedding.shape[0]} "
+                f"(pad or trim the mel to {2 * self.positional_embedding.shape[0]})"
             )
         x = (x + self.positional_embedding).to(x.dtype)
         for block in self.blocks:
@@ -315,7 +316,9 @@ class Whisper(nn.Module):
                 self._buffers["alignment_heads"] = heads
         return self
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs):  # noqa: ANN001,E501
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):  # noqa: ANN001,E501
         """Accept state dicts with or without ``alignment_heads`` (official checkpoints lack it).
 
         A present entry is checked before any weight is copied (a tensor of the decoder's shape, dense or sparse,

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +30,7 @@ from .types import Result, Word
 TimedWord = tuple[str, float, float]
 """(word, start seconds, end seconds)."""
 
-WordLike = Union[TimedWord, Sequence[Any], Word, Mapping[str, Any]]
+WordLike = TimedWord | Sequence[Any] | Word | Mapping[str, Any]
 
 DEFAULT_THRESHOLDS_MS: tuple[int, ...] = (20, 50, 100, 200)
 DEFAULT_TOLERANCE = 0.050  # seconds, for boundary precision / recall / F1
@@ -216,8 +216,18 @@ class Metrics:
         """A flat JSON-able dict (``within`` becomes ``within_20ms`` ...; per-utterance metrics, if kept, go
         under ``utterances``)."""
         data: dict[str, Any] = {}
-        for name in ("n_utterances", "n_ref_words", "n_hyp_words", "n_matched", "matched_share", "start_mae_ms",
-                     "end_mae_ms", "start_bias_ms", "end_bias_ms", "median_abs_ms"):
+        for name in (
+            "n_utterances",
+            "n_ref_words",
+            "n_hyp_words",
+            "n_matched",
+            "matched_share",
+            "start_mae_ms",
+            "end_mae_ms",
+            "start_bias_ms",
+            "end_bias_ms",
+            "median_abs_ms",
+        ):
             data[name] = getattr(self, name)
         for threshold, share in self.within.items():
             data[f"within_{threshold}ms"] = share
@@ -281,8 +291,7 @@ def _metrics(tallies: list[_Tally], tolerance: float, thresholds_ms: Sequence[in
         start_bias_ms=mean_ms(starts),
         end_bias_ms=mean_ms(ends),
         median_abs_ms=float(np.median(both) * 1000.0) if len(both) else math.nan,
-        within={int(t): _ratio(int(np.count_nonzero(both <= t / 1000.0 + _EPSILON)), len(both))
-                for t in thresholds_ms},
+        within={int(t): _ratio(int(np.count_nonzero(both <= t / 1000.0 + _EPSILON)), len(both)) for t in thresholds_ms},
         tolerance_ms=tolerance * 1000.0,
         precision=precision,
         recall=recall,
@@ -294,7 +303,8 @@ UtterancePair = tuple[Iterable[WordLike], Iterable[WordLike]]
 
 
 def score(
-    pairs: Iterable[UtterancePair] | Iterable[tuple[str, Iterable[WordLike], Iterable[WordLike]]]
+    pairs: Iterable[UtterancePair]
+    | Iterable[tuple[str, Iterable[WordLike], Iterable[WordLike]]]
     | Mapping[str, UtterancePair],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
@@ -347,8 +357,15 @@ def format_table(rows: Mapping[str, Metrics]) -> str:
 
     body = []
     for name, m in rows.items():
-        row = [name, str(m.n_utterances), str(m.n_ref_words), pct(m.matched_share), ms(m.start_mae_ms),
-               ms(m.end_mae_ms), ms(m.median_abs_ms)]
+        row = [
+            name,
+            str(m.n_utterances),
+            str(m.n_ref_words),
+            pct(m.matched_share),
+            ms(m.start_mae_ms),
+            ms(m.end_mae_ms),
+            ms(m.median_abs_ms),
+        ]
         row += [pct(m.within[t]) if t in m.within else "-" for t in thresholds]
         row += [pct(m.precision), pct(m.recall), pct(m.f1)]
         body.append(row)
@@ -356,9 +373,13 @@ def format_table(rows: Mapping[str, Metrics]) -> str:
     widths = [max(len(row[k]) for row in [header] + body) for k in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(
-            cell.ljust(width) if k == 0 else cell.rjust(width) for k, (cell, width) in enumerate(zip(cells, widths))
-        ) + " |"
+        return (
+            "| "
+            + " | ".join(
+                cell.ljust(width) if k == 0 else cell.rjust(width) for k, (cell, width) in enumerate(zip(cells, widths))
+            )
+            + " |"
+        )
 
     separator = "|" + "|".join(("-" * (w + 1) + ":") if k else "-" * (w + 2) for k, w in enumerate(widths)) + "|"
     return "\n".join([line(header), separator] + [line(row) for row in body])

@@ -102,15 +102,29 @@ def plot_head_scores(
         fig = cast("Figure", ax.figure)
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
-    image = ax.imshow(np.ma.masked_invalid(values), cmap="viridis", vmin=low, vmax=high if high > low else low + 1,
-                      interpolation="nearest", aspect="auto", origin="upper")
+    image = ax.imshow(
+        np.ma.masked_invalid(values),
+        cmap="viridis",
+        vmin=low,
+        vmax=high if high > low else low + 1,
+        interpolation="nearest",
+        aspect="auto",
+        origin="upper",
+    )
     fig.colorbar(image, ax=ax, label=label, fraction=0.05)
     for layer in range(n_layers):
         for head in range(n_heads):
             if np.isfinite(values[layer, head]):
                 bright = high > low and (values[layer, head] - low) / (high - low) > 0.6
-                ax.text(head, layer, f"{values[layer, head]:.2f}", ha="center", va="center", fontsize=6,
-                        color="black" if bright else "white")
+                ax.text(
+                    head,
+                    layer,
+                    f"{values[layer, head]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="black" if bright else "white",
+                )
     if chosen is not None:
         mask = np.asarray(chosen, dtype=bool)
         if mask.shape != values.shape:
@@ -155,8 +169,14 @@ def plot_alignment(
         ax = fig.add_subplot()
     else:
         fig = cast("Figure", ax.figure)
-    ax.imshow(values, cmap="Blues", aspect="auto", origin="upper", interpolation="nearest",
-              extent=(0.0, seconds, n_rows - 0.5, -0.5))
+    ax.imshow(
+        values,
+        cmap="Blues",
+        aspect="auto",
+        origin="upper",
+        interpolation="nearest",
+        extent=(0.0, seconds, n_rows - 0.5, -0.5),
+    )
     if path is not None:
         rows, cols = (np.asarray(p) for p in path)
         ax.plot((cols + 0.5) / tokens_per_second, rows, color="orange", linewidth=1.2, label="DTW path")
@@ -164,12 +184,21 @@ def plot_alignment(
         first = True
         for word, start, end in words or ():
             for t in (start, end):
-                ax.axvline(float(t), color=color, linestyle=style, linewidth=0.8, alpha=0.8,
-                           label=name if first else None)
+                ax.axvline(
+                    float(t), color=color, linestyle=style, linewidth=0.8, alpha=0.8, label=name if first else None
+                )
                 first = False
             if color == "green":
-                ax.text(0.5 * (float(start) + float(end)), -0.6, str(word).strip(), ha="center", va="bottom",
-                        fontsize=7, color="green", clip_on=False)
+                ax.text(
+                    0.5 * (float(start) + float(end)),
+                    -0.6,
+                    str(word).strip(),
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    color="green",
+                    clip_on=False,
+                )
     ax.set_xlim(0.0, seconds)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("token row")

@@ -31,7 +31,12 @@ class Word:
     past_end: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"word": self.word, "start": self.start, "end": self.end, "probability": self.probability}
+        data: dict[str, Any] = {
+            "word": self.word,
+            "start": self.start,
+            "end": self.end,
+            "probability": self.probability,
+        }
         if self.past_end:
             data["past_end"] = True
         return data

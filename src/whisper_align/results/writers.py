@@ -19,12 +19,12 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO, Union
+from typing import Any, TextIO
 
 from ..errors import OutputFormatError
 from .types import Result
 
-ResultLike = Union[Result, Mapping[str, Any]]
+ResultLike = Result | Mapping[str, Any]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -47,8 +47,9 @@ def format_timestamp(seconds: float, always_include_hours: bool = False, decimal
 # plain writers
 
 
-def write_json(result: ResultLike, file: TextIO, *, indent: int | None = None, ensure_ascii: bool = True,
-               **options: Any) -> None:
+def write_json(
+    result: ResultLike, file: TextIO, *, indent: int | None = None, ensure_ascii: bool = True, **options: Any
+) -> None:
     """openai-whisper's result dict as JSON (``indent`` pretty-prints)."""
     _check_options(options)
     json.dump(_as_result(result).to_dict(), file, indent=indent, ensure_ascii=ensure_ascii)
@@ -66,8 +67,11 @@ def write_tsv(result: ResultLike, file: TextIO, *, word_level: bool = False, **o
     openai-whisper writes, or one per word with ``word_level=True``."""
     _check_options(options)
     res = _as_result(result)
-    rows = [(w.start, w.end, w.word) for w in res.words] if word_level else [
-        (s.start, s.end, s.text) for s in res.segments]
+    rows = (
+        [(w.start, w.end, w.word) for w in res.words]
+        if word_level
+        else [(s.start, s.end, s.text) for s in res.segments]
+    )
     file.write("start\tend\ttext\n")
     for start, end, text in rows:
         file.write(f"{round(1000 * start)}\t{round(1000 * end)}\t{text.strip().replace(chr(9), ' ')}\n")
@@ -77,35 +81,67 @@ def write_tsv(result: ResultLike, file: TextIO, *, word_level: bool = False, **o
 # subtitles
 
 
-def write_srt(result: ResultLike, file: TextIO, *, max_line_width: int | None = None,
-              max_line_count: int | None = None, max_words_per_line: int | None = None,
-              highlight_words: bool = False, **options: Any) -> None:
+def write_srt(
+    result: ResultLike,
+    file: TextIO,
+    *,
+    max_line_width: int | None = None,
+    max_line_count: int | None = None,
+    max_words_per_line: int | None = None,
+    highlight_words: bool = False,
+    **options: Any,
+) -> None:
     """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm``. See :func:`subtitle_cues` for the options."""
     _check_options(options)
-    cues = subtitle_cues(_as_result(result), always_include_hours=True, decimal_marker=",",
-                         max_line_width=max_line_width, max_line_count=max_line_count,
-                         max_words_per_line=max_words_per_line, highlight_words=highlight_words)
+    cues = subtitle_cues(
+        _as_result(result),
+        always_include_hours=True,
+        decimal_marker=",",
+        max_line_width=max_line_width,
+        max_line_count=max_line_count,
+        max_words_per_line=max_words_per_line,
+        highlight_words=highlight_words,
+    )
     for number, (start, end, text) in enumerate(cues, start=1):
         file.write(f"{number}\n{start} --> {end}\n{text}\n\n")
 
 
-def write_vtt(result: ResultLike, file: TextIO, *, max_line_width: int | None = None,
-              max_line_count: int | None = None, max_words_per_line: int | None = None,
-              highlight_words: bool = False, **options: Any) -> None:
+def write_vtt(
+    result: ResultLike,
+    file: TextIO,
+    *,
+    max_line_width: int | None = None,
+    max_line_count: int | None = None,
+    max_words_per_line: int | None = None,
+    highlight_words: bool = False,
+    **options: Any,
+) -> None:
     """WebVTT: a ``WEBVTT`` header then cues ``[HH:]MM:SS.mmm --> ...``. See :func:`subtitle_cues`."""
     _check_options(options)
     file.write("WEBVTT\n\n")
-    cues = subtitle_cues(_as_result(result), always_include_hours=False, decimal_marker=".",
-                         max_line_width=max_line_width, max_line_count=max_line_count,
-                         max_words_per_line=max_words_per_line, highlight_words=highlight_words)
+    cues = subtitle_cues(
+        _as_result(result),
+        always_include_hours=False,
+        decimal_marker=".",
+        max_line_width=max_line_width,
+        max_line_count=max_line_count,
+        max_words_per_line=max_words_per_line,
+        highlight_words=highlight_words,
+    )
     for start, end, text in cues:
         file.write(f"{start} --> {end}\n{text}\n\n")
 
 
-def subtitle_cues(result: Result, *, always_include_hours: bool, decimal_marker: str,
-                  max_line_width: int | None = None, max_line_count: int | None = None,
-                  max_words_per_line: int | None = None,
-                  highlight_words: bool = False) -> Iterator[tuple[str, str, str]]:
+def subtitle_cues(
+    result: Result,
+    *,
+    always_include_hours: bool,
+    decimal_marker: str,
+    max_line_width: int | None = None,
+    max_line_count: int | None = None,
+    max_words_per_line: int | None = None,
+    highlight_words: bool = False,
+) -> Iterator[tuple[str, str, str]]:
     """(start, end, text) of each subtitle cue, following openai-whisper's ``SubtitlesWriter``.
 
     Without word timestamps each segment is one cue spanning the segment. With them, a cue spans its first word's
@@ -137,8 +173,11 @@ def subtitle_cues(result: Result, *, always_include_hours: bool, decimal_marker:
             start_stamp, end_stamp = stamp(start), stamp(end)
             if start_stamp != previous_end:
                 yield previous_end, start_stamp, cue_text
-            yield start_stamp, end_stamp, "".join(
-                _underline(text) if other == index else text for other, (text, _, _) in enumerate(cue))
+            yield (
+                start_stamp,
+                end_stamp,
+                "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue)),
+            )
             previous_end = end_stamp
 
 
@@ -147,8 +186,9 @@ def _underline(text: str) -> str:
     return text[: len(text) - len(body)] + f"<u>{body}</u>"
 
 
-def _word_cues(result: Result, max_line_width: int | None, max_line_count: int | None,
-               max_words_per_line: int | None) -> list[list[tuple[str, float, float]]]:
+def _word_cues(
+    result: Result, max_line_width: int | None, max_line_count: int | None, max_words_per_line: int | None
+) -> list[list[tuple[str, float, float]]]:
     """Group the words into cues of ``(text, start, end)``; a text starting with ``\\n`` begins a new line."""
     keep_segments = max_line_count is None or max_line_width is None
     width = max_line_width or 1000
@@ -160,7 +200,7 @@ def _word_cues(result: Result, max_line_width: int | None, max_line_count: int |
     last_start = result.words[0].start  # callers only come here when there are words
     for segment in result.segments:
         for chunk_start in range(0, len(segment.words), words_per_chunk):
-            chunk = segment.words[chunk_start: chunk_start + words_per_chunk]
+            chunk = segment.words[chunk_start : chunk_start + words_per_chunk]
             for position, word in enumerate(chunk):
                 text = word.word
                 long_pause = not keep_segments and word.start - last_start > 3.0
@@ -170,8 +210,7 @@ def _word_cues(result: Result, max_line_width: int | None, max_line_count: int |
                     line_len += len(text)  # same line
                 else:
                     text = text.strip()
-                    new_cue = bool(cue) and max_line_count is not None and (
-                        long_pause or line_count >= max_line_count)
+                    new_cue = bool(cue) and max_line_count is not None and (long_pause or line_count >= max_line_count)
                     if new_cue or starts_chunk:
                         cues.append(cue)
                         cue, line_count = [], 1
@@ -192,8 +231,9 @@ def _word_cues(result: Result, max_line_width: int | None, max_line_count: int |
 _MIN_INTERVAL = 0.001  # Praat needs positive-length intervals; a zero-length word is widened to 1 ms
 
 
-def write_textgrid(result: ResultLike, file: TextIO, *, duration: float | None = None,
-                   segments_tier: bool = True, **options: Any) -> None:
+def write_textgrid(
+    result: ResultLike, file: TextIO, *, duration: float | None = None, segments_tier: bool = True, **options: Any
+) -> None:
     """Praat TextGrid (long text format) with a ``words`` tier and, unless ``segments_tier=False``, a
     ``segments`` tier.
 
@@ -217,14 +257,32 @@ def write_textgrid(result: ResultLike, file: TextIO, *, duration: float | None =
         if end < xmax:
             intervals.append((end, xmax, ""))
 
-    lines = ['File type = "ooTextFile"', 'Object class = "TextGrid"', "",
-             "xmin = 0 ", f"xmax = {_num(xmax)} ", "tiers? <exists> ", f"size = {len(tiers)} ", "item []: "]
+    lines = [
+        'File type = "ooTextFile"',
+        'Object class = "TextGrid"',
+        "",
+        "xmin = 0 ",
+        f"xmax = {_num(xmax)} ",
+        "tiers? <exists> ",
+        f"size = {len(tiers)} ",
+        "item []: ",
+    ]
     for tier_number, (name, intervals) in enumerate(tiers.items(), start=1):
-        lines += [f"    item [{tier_number}]:", '        class = "IntervalTier" ', f"        name = {_quote(name)} ",
-                  "        xmin = 0 ", f"        xmax = {_num(xmax)} ", f"        intervals: size = {len(intervals)} "]
+        lines += [
+            f"    item [{tier_number}]:",
+            '        class = "IntervalTier" ',
+            f"        name = {_quote(name)} ",
+            "        xmin = 0 ",
+            f"        xmax = {_num(xmax)} ",
+            f"        intervals: size = {len(intervals)} ",
+        ]
         for number, (start, end, text) in enumerate(intervals, start=1):
-            lines += [f"        intervals [{number}]:", f"            xmin = {_num(start)} ",
-                      f"            xmax = {_num(end)} ", f"            text = {_quote(text)} "]
+            lines += [
+                f"        intervals [{number}]:",
+                f"            xmin = {_num(start)} ",
+                f"            xmax = {_num(end)} ",
+                f"            text = {_quote(text)} ",
+            ]
     file.write("\n".join(lines) + "\n")
 
 
@@ -271,8 +329,19 @@ FORMATS: dict[str, Writer] = {
 }
 
 # Every writer accepts (and ignores) the options of the others, so one option set can serve several formats.
-_ALL_OPTIONS = frozenset({"indent", "ensure_ascii", "word_level", "max_line_width", "max_line_count",
-                          "max_words_per_line", "highlight_words", "duration", "segments_tier"})
+_ALL_OPTIONS = frozenset(
+    {
+        "indent",
+        "ensure_ascii",
+        "word_level",
+        "max_line_width",
+        "max_line_count",
+        "max_words_per_line",
+        "highlight_words",
+        "duration",
+        "segments_tier",
+    }
+)
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
@@ -299,7 +368,8 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
     if suffix not in FORMATS:
         raise OutputFormatError(
             f"cannot tell the output format of {os.fspath(path)!r} from its extension; "
-            f"use one of {', '.join('.' + name if name != 'textgrid' else '.TextGrid' for name in FORMATS)}")
+            f"use one of {', '.join('.' + name if name != 'textgrid' else '.TextGrid' for name in FORMATS)}"
+        )
     return suffix
 
 

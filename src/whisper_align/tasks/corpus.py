@@ -363,8 +363,13 @@ def align_corpus(
     from tqdm import tqdm
 
     entries = manifest_entries(manifest)
-    run = _Run(model, get_tokenizer(model, language=language), resolve_config(config, model.alignment_time_shift),
-               pack, probabilities)
+    run = _Run(
+        model,
+        get_tokenizer(model, language=language),
+        resolve_config(config, model.alignment_time_shift),
+        pack,
+        probabilities,
+    )
     with CorpusOutput.open(out) as output:
         written = _settle(output, retry_errors)
         done = set(written)

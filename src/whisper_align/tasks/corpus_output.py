@@ -63,15 +63,17 @@ def check_location(path: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise output_error(f"cannot create the output folder {os.fspath(folder)!r}; choose a writable place",
-                           folder, error) from error
+        raise output_error(
+            f"cannot create the output folder {os.fspath(folder)!r}; choose a writable place", folder, error
+        ) from error
     try:
         handle, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
         os.close(handle)
         os.unlink(probe)
     except OSError as error:
-        raise output_error(f"cannot write in the output folder {os.fspath(folder)!r}; choose a writable place",
-                           folder, error) from error
+        raise output_error(
+            f"cannot write in the output folder {os.fspath(folder)!r}; choose a writable place", folder, error
+        ) from error
     if path.exists():
         try:
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
@@ -184,7 +186,7 @@ class CorpusOutput:
         try:
             view = memoryview(b"".join(encoded))
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
         except BaseException as error:  # a full disk, or an interrupt between two writes
             self._roll_back()
@@ -192,7 +194,10 @@ class CorpusOutput:
                 raise
             raise output_error(
                 f"could not write results to {os.fspath(self.path)!r} (nothing of this batch was kept; free space "
-                "or fix the location, then rerun: the run resumes)", self.path, error) from error
+                "or fix the location, then rerun: the run resumes)",
+                self.path,
+                error,
+            ) from error
         offset = self.size
         for raw in encoded:
             record_id, ok = parse_record(raw, "")
@@ -238,8 +243,9 @@ class CorpusOutput:
                 os.unlink(temporary)
             except OSError:
                 pass
-            raise output_error(f"could not rewrite the output {os.fspath(self.path)!r} (it is unchanged)",
-                               self.path, error) from error
+            raise output_error(
+                f"could not rewrite the output {os.fspath(self.path)!r} (it is unchanged)", self.path, error
+            ) from error
         _fsync_folder(folder)
         self.records, self.size = kept, offset
 

@@ -90,8 +90,10 @@ def detect_language(model: Whisper, mel: Tensor, tokenizer: Tokenizer | None = N
     """Most likely language token and ``{code: probability}`` for a mel window (n_mels, 3000) or a batch of them
     (or already-encoded audio features). Uses the logits after ``<|startoftranscript|>``, language tokens only."""
     if not model.is_multilingual:
-        raise DecodingError("this model is English-only and has no language tokens; language detection needs a "
-                         "multilingual model (e.g. 'base', not 'base.en')")
+        raise DecodingError(
+            "this model is English-only and has no language tokens; language detection needs a "
+            "multilingual model (e.g. 'base', not 'base.en')"
+        )
     tokenizer = tokenizer or get_tokenizer(model)
     single = mel.ndim == 2
     if single:
@@ -124,7 +126,9 @@ class BeamSearch:
         self.beam_size, self.eot = beam_size, eot
         self.max_candidates = round(beam_size * (patience or 1.0))
         if self.max_candidates <= 0:
-            raise DecodingError(f"beam_size {beam_size} with patience {patience} leaves no candidates; use beam_size >= 1")
+            raise DecodingError(
+                f"beam_size {beam_size} with patience {patience} leaves no candidates; use beam_size >= 1"
+            )
         self.finished: list[dict[tuple[int, ...], tuple[float, tuple[int, int]]]] = []
 
     def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor, step: int) -> tuple[Tensor, bool, list[int]]:
@@ -165,7 +169,9 @@ class BeamSearch:
         completed = all(len(done) >= self.max_candidates for done in self.finished)
         return torch.tensor(next_tokens, device=tokens.device), completed, sources
 
-    def finalize(self, tokens: Tensor, sum_logprobs: Tensor, last_step: int) -> list[list[tuple[list[int], float, tuple[int, int]]]]:
+    def finalize(
+        self, tokens: Tensor, sum_logprobs: Tensor, last_step: int
+    ) -> list[list[tuple[list[int], float, tuple[int, int]]]]:
         """Per audio: [(sequence incl. EOT, sum_logprob, (step, row))], topping up with unfinished beams."""
         out = []
         for i, done in enumerate(self.finished or [{} for _ in range(tokens.shape[0] // self.beam_size)]):
@@ -216,7 +222,9 @@ class DecodingTask:
             self.filters.append(SuppressBlank(tok.encode(" ") + [tok.eot], self.sample_begin))
         if options.suppress_tokens:
             always = [tok.transcribe, tok.translate, tok.sot, tok.sot_prev, tok.sot_lm, tok.no_speech]
-            self.filters.append(SuppressTokens(suppressed_tokens(options.suppress_tokens, tok.non_speech_tokens, always)))
+            self.filters.append(
+                SuppressTokens(suppressed_tokens(options.suppress_tokens, tok.non_speech_tokens, always))
+            )
         self.fast_projection = None
         if options.checked_int8_logits and options.temperature == 0 and not model.is_quantized:
             if model.device.type != "cpu":
@@ -225,7 +233,8 @@ class DecodingTask:
 
             suppressed = next((f.suppress for f in self.filters if isinstance(f, SuppressTokens)), [])
             self.fast_projection = CheckedInt8Vocabulary(
-                model.decoder, tok.eot, suppressed, always_exact=tok.encode(" "))
+                model.decoder, tok.eot, suppressed, always_exact=tok.encode(" ")
+            )
         if not options.without_timestamps:
             precision = CHUNK_LENGTH / model.dims.n_audio_ctx  # 0.02 s a timestamp step
             max_initial = None
@@ -239,11 +248,12 @@ class DecodingTask:
         tokens = list(sot_sequence)
         if prefix := self.options.prefix:
             prefix_tokens = self.tokenizer.encode(" " + prefix.strip()) if isinstance(prefix, str) else list(prefix)
-            # openai-whisper's cut, kept for identical tokens: with the default sample_len this is [-0:], the whole prefix
-            tokens += prefix_tokens[-(self.n_ctx // 2 - self.sample_len):]
+            # openai-whisper's cut, kept for identical tokens: with the default sample_len this is [-0:], the whole
+            # prefix
+            tokens += prefix_tokens[-(self.n_ctx // 2 - self.sample_len) :]
         if prompt := self.options.prompt:
             prompt_tokens = self.tokenizer.encode(" " + prompt.strip()) if isinstance(prompt, str) else list(prompt)
-            tokens = [self.tokenizer.sot_prev] + prompt_tokens[-(self.n_ctx // 2 - 1):] + tokens
+            tokens = [self.tokenizer.sot_prev] + prompt_tokens[-(self.n_ctx // 2 - 1) :] + tokens
         return tuple(tokens)
 
     @torch.no_grad()
@@ -271,14 +281,23 @@ class DecodingTask:
         for a in range(n_audio):
             chosen = out[a]
             text = tok.decode(chosen.tokens).strip()
-            results.append(DecodingResult(
-                audio_features=features[a], language=languages[a],
-                language_probs=None if language_probs is None else language_probs[a],
-                tokens=chosen.tokens, text=text, avg_logprob=chosen.sum_logprob / (len(chosen.tokens) + 1),
-                sum_logprob=chosen.sum_logprob, no_speech_prob=chosen.no_speech_prob, temperature=opts.temperature,
-                compression_ratio=compression_ratio(text), initial_tokens=tuple(tokens[a * self.n_group].tolist()),
-                text_token_probs=chosen.text_token_probs, attention=chosen.attention,
-            ))
+            results.append(
+                DecodingResult(
+                    audio_features=features[a],
+                    language=languages[a],
+                    language_probs=None if language_probs is None else language_probs[a],
+                    tokens=chosen.tokens,
+                    text=text,
+                    avg_logprob=chosen.sum_logprob / (len(chosen.tokens) + 1),
+                    sum_logprob=chosen.sum_logprob,
+                    no_speech_prob=chosen.no_speech_prob,
+                    temperature=opts.temperature,
+                    compression_ratio=compression_ratio(text),
+                    initial_tokens=tuple(tokens[a * self.n_group].tolist()),
+                    text_token_probs=chosen.text_token_probs,
+                    attention=chosen.attention,
+                )
+            )
         return results
 
     def _main_loop(self, features: Tensor, tokens: Tensor) -> list[_Chosen]:
@@ -295,10 +314,18 @@ class DecodingTask:
         no_speech_probs = [float("nan")] * batch
         completed = False
 
-        def call(new_tokens: Tensor, positions: list[int] | None = None, logits: bool = True,
-                 projection: Any = None) -> Tensor | None:
-            out, scores = model.decoder(new_tokens, features, cache=cache, qk_heads=qk_heads, logits=logits,
-                                        logit_positions=positions, projection=projection)
+        def call(
+            new_tokens: Tensor, positions: list[int] | None = None, logits: bool = True, projection: Any = None
+        ) -> Tensor | None:
+            out, scores = model.decoder(
+                new_tokens,
+                features,
+                cache=cache,
+                qk_heads=qk_heads,
+                logits=logits,
+                logit_positions=positions,
+                projection=projection,
+            )
             if qk_heads:
                 calls.append(torch.cat([scores[layer] for layer in sorted(scores)], dim=1))
             return out
@@ -392,15 +419,18 @@ def _check(options: DecodingOptions) -> None:
     if options.task not in ("transcribe", "translate"):
         raise DecodingError(f"task {options.task!r} is unknown; use 'transcribe' or 'translate'")
     if options.beam_size is not None and options.best_of is not None:
-        raise DecodingError("beam_size and best_of cannot be given together: beam search is for temperature 0, "
-                         "best_of for sampling")
+        raise DecodingError(
+            "beam_size and best_of cannot be given together: beam search is for temperature 0, best_of for sampling"
+        )
     if options.temperature == 0 and options.best_of is not None:
         raise DecodingError("best_of needs sampling (temperature > 0); use beam_size for temperature 0")
     if options.patience is not None and options.beam_size is None:
         raise DecodingError("patience only applies to beam search; give beam_size too")
     if options.checked_int8_logits and options.beam_size is not None:
-        raise DecodingError("checked_int8_logits applies to greedy decoding only (it keeps the argmax exact, not "
-                            "a beam's top candidates); drop beam_size or checked_int8_logits")
+        raise DecodingError(
+            "checked_int8_logits applies to greedy decoding only (it keeps the argmax exact, not "
+            "a beam's top candidates); drop beam_size or checked_int8_logits"
+        )
     if options.length_penalty is not None and not 0 <= options.length_penalty <= 1:
         raise DecodingError(f"length_penalty {options.length_penalty} must be between 0 and 1 (or None)")
     for name in ("beam_size", "best_of", "sample_len"):
@@ -410,8 +440,14 @@ def _check(options: DecodingOptions) -> None:
 
 
 @torch.no_grad()
-def decode(model: Whisper, mel: Tensor, options: DecodingOptions = DecodingOptions(), *,
-           tokenizer: Tokenizer | None = None, **kwargs: Any) -> DecodingResult | list[DecodingResult]:
+def decode(
+    model: Whisper,
+    mel: Tensor,
+    options: DecodingOptions = DecodingOptions(),
+    *,
+    tokenizer: Tokenizer | None = None,
+    **kwargs: Any,
+) -> DecodingResult | list[DecodingResult]:
     """Decode one mel window (n_mels, 3000) — or a batch (n, n_mels, 3000) — into a :class:`DecodingResult`
     (a list for a batch). ``kwargs`` override fields of ``options``."""
     single = mel.ndim == 2

@@ -53,8 +53,14 @@ class ApplyTimestampRules:
     * a timestamp is forced when the total probability of all timestamps beats every single text token.
     """
 
-    def __init__(self, timestamp_begin: int, eot: int, no_timestamps: int | None, sample_begin: int,
-                 max_initial_timestamp_index: int | None):
+    def __init__(
+        self,
+        timestamp_begin: int,
+        eot: int,
+        no_timestamps: int | None,
+        sample_begin: int,
+        max_initial_timestamp_index: int | None,
+    ):
         self.timestamp_begin = timestamp_begin
         self.eot = eot
         self.no_timestamps = no_timestamps
@@ -93,8 +99,9 @@ class ApplyTimestampRules:
             logits[force, :begin] = -math.inf
 
 
-def suppressed_tokens(spec: str | Sequence[int] | None, non_speech_tokens: Sequence[int],
-                      always: Sequence[int | None]) -> tuple[int, ...]:
+def suppressed_tokens(
+    spec: str | Sequence[int] | None, non_speech_tokens: Sequence[int], always: Sequence[int | None]
+) -> tuple[int, ...]:
     """The token ids to suppress: ``spec`` ("-1" = the tokenizer's non-speech symbols, or ids, comma-separated
     or as a list) plus the ``always`` ids (task, sot, no-speech tokens...), sorted and unique."""
     if spec is None:
@@ -103,12 +110,12 @@ def suppressed_tokens(spec: str | Sequence[int] | None, non_speech_tokens: Seque
         try:
             ids = [int(t) for t in spec.split(",") if t.strip()]
         except ValueError:
-
-            raise DecodingError(f"suppress_tokens {spec!r} is not a comma-separated list of token ids (or -1)") from None
+            raise DecodingError(
+                f"suppress_tokens {spec!r} is not a comma-separated list of token ids (or -1)"
+            ) from None
     else:
         ids = [int(t) for t in spec]
     if -1 in ids:
         ids = [t for t in ids if t >= 0] + list(non_speech_tokens)
     ids += [t for t in always if t is not None]
     return tuple(sorted(set(ids)))
-

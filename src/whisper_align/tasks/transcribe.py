@@ -121,16 +121,22 @@ def transcribe(
     settings = _Settings(
         tokenizer=get_tokenizer(model, language=language, task=task),
         decode_options=dict(decode_options, language=language, task=task, beam_size=beam_size, best_of=best_of),
-        temperatures=temperatures, compression_ratio_threshold=compression_ratio_threshold,
-        logprob_threshold=logprob_threshold, no_speech_threshold=no_speech_threshold,
-        word_timestamps=word_timestamps, capture=word_timestamps and word_alignment == "captured", config=config,
+        temperatures=temperatures,
+        compression_ratio_threshold=compression_ratio_threshold,
+        logprob_threshold=logprob_threshold,
+        no_speech_threshold=no_speech_threshold,
+        word_timestamps=word_timestamps,
+        capture=word_timestamps and word_alignment == "captured",
+        config=config,
         seek_to_last_word=config.mode == "conformance" if seek_to_last_word is None else seek_to_last_word,
         hallucination_silence_threshold=hallucination_silence_threshold,
-        condition_on_previous_text=condition_on_previous_text, carry_initial_prompt=carry_initial_prompt,
+        condition_on_previous_text=condition_on_previous_text,
+        carry_initial_prompt=carry_initial_prompt,
         verbose=verbose,
     )
-    state = _State.start(settings.tokenizer, initial_prompt, model.dims.n_text_ctx,
-                         _seek_clips(clip_timestamps, content_frames))
+    state = _State.start(
+        settings.tokenizer, initial_prompt, model.dims.n_text_ctx, _seek_clips(clip_timestamps, content_frames)
+    )
     duration = content_frames * HOP_LENGTH / SAMPLE_RATE
     with _progress_bar(duration, progress if progress is not None else verbose is False) as bar:
         while (window := state.next_window(content_frames)) is not None:
@@ -138,10 +144,13 @@ def transcribe(
             bar.update((min(content_frames, state.seek) - window.seek) / FRAMES_PER_SECOND)
 
     if state.second_pass_windows:
-        warnings.warn(f"{state.second_pass_windows} window(s) filled the decoder's context, so their word timings "
-                      "came from a separate decoder pass instead of the captured attention", stacklevel=2)
+        warnings.warn(
+            f"{state.second_pass_windows} window(s) filled the decoder's context, so their word timings "
+            "came from a separate decoder pass instead of the captured attention",
+            stacklevel=2,
+        )
     return Transcription(
-        text=settings.tokenizer.decode(state.tokens[len(state.initial_prompt_tokens):]),
+        text=settings.tokenizer.decode(state.tokens[len(state.initial_prompt_tokens) :]),
         segments=state.segments,
         language=language,
         duration=duration,
@@ -189,11 +198,17 @@ class _State:
     second_pass_windows: int = 0
 
     @classmethod
-    def start(cls, tokenizer: Tokenizer, initial_prompt: str | None, n_text_ctx: int,
-              seek_clips: list[tuple[int, int]]) -> _State:
+    def start(
+        cls, tokenizer: Tokenizer, initial_prompt: str | None, n_text_ctx: int, seek_clips: list[tuple[int, int]]
+    ) -> _State:
         prompt = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt is not None else []
-        return cls(seek_clips=seek_clips, initial_prompt_tokens=prompt, tokens=list(prompt),
-                   remaining_prompt_length=n_text_ctx // 2 - 1 - len(prompt), seek=seek_clips[0][0])
+        return cls(
+            seek_clips=seek_clips,
+            initial_prompt_tokens=prompt,
+            tokens=list(prompt),
+            remaining_prompt_length=n_text_ctx // 2 - 1 - len(prompt),
+            seek=seek_clips[0][0],
+        )
 
     def next_window(self, content_frames: int) -> _Window | None:
         """The next window to decode (inside the current clip of ``clip_timestamps``), or None when done."""
@@ -213,8 +228,8 @@ class _State:
         ``carry_initial_prompt``, the initial prompt followed by as much recent text as fits."""
         if carry_initial_prompt:
             ignored = max(len(self.initial_prompt_tokens), self.prompt_reset_since)
-            return self.initial_prompt_tokens + self.tokens[ignored:][-self.remaining_prompt_length:]
-        return self.tokens[self.prompt_reset_since:]
+            return self.initial_prompt_tokens + self.tokens[ignored:][-self.remaining_prompt_length :]
+        return self.tokens[self.prompt_reset_since :]
 
     def commit(self, current: list[Segment], temperature: float, condition_on_previous_text: bool) -> None:
         """Append a window's segments; a hot decode (or no conditioning) resets the prompt after them."""
@@ -247,15 +262,24 @@ def _transcribe_window(model: Whisper, mel: Tensor, window: _Window, state: _Sta
         tokens, tokenizer.timestamp_begin, window.seek, window.size, window.duration, time_precision, input_stride
     )
     current = [
-        Segment(id=0, seek=window.seek, start=window.time_offset + start, end=window.time_offset + end,
-                text=tokenizer.decode([t for t in tokens[a:b] if t < tokenizer.eot]), tokens=tokens[a:b],
-                temperature=result.temperature, avg_logprob=result.avg_logprob,
-                compression_ratio=result.compression_ratio, no_speech_prob=result.no_speech_prob)
+        Segment(
+            id=0,
+            seek=window.seek,
+            start=window.time_offset + start,
+            end=window.time_offset + end,
+            text=tokenizer.decode([t for t in tokens[a:b] if t < tokenizer.eot]),
+            tokens=tokens[a:b],
+            temperature=result.temperature,
+            avg_logprob=result.avg_logprob,
+            compression_ratio=result.compression_ratio,
+            no_speech_prob=result.no_speech_prob,
+        )
         for (a, b), (start, end) in spans
     ]
     if settings.word_timestamps:
-        redo = _time_words(model, current, [span for span, _ in spans], result, window, single_timestamp_ending,
-                           state, settings)
+        redo = _time_words(
+            model, current, [span for span, _ in spans], result, window, single_timestamp_ending, state, settings
+        )
         if redo:
             return
     if settings.verbose:
@@ -264,13 +288,28 @@ def _transcribe_window(model: Whisper, mel: Tensor, window: _Window, state: _Sta
     state.commit(current, result.temperature, settings.condition_on_previous_text)
 
 
-def _time_words(model: Whisper, current: list[Segment], spans: list[tuple[int, int]], result: DecodingResult,
-                window: _Window, single_timestamp_ending: bool, state: _State, settings: _Settings) -> bool:
+def _time_words(
+    model: Whisper,
+    current: list[Segment],
+    spans: list[tuple[int, int]],
+    result: DecodingResult,
+    window: _Window,
+    single_timestamp_ending: bool,
+    state: _State,
+    settings: _Settings,
+) -> bool:
     """Give the window's segments their words and apply the word-based seek rules; True if the window must be
     decoded again from the new ``state.seek`` (a hallucination was skipped at its start)."""
     used_second_pass = add_word_timestamps(
-        current, spans, result, model=model, tokenizer=settings.tokenizer, num_frames=window.size,
-        use_capture=settings.capture, config=settings.config, last_speech_timestamp=state.last_speech_timestamp,
+        current,
+        spans,
+        result,
+        model=model,
+        tokenizer=settings.tokenizer,
+        num_frames=window.size,
+        use_capture=settings.capture,
+        config=settings.config,
+        last_speech_timestamp=state.last_speech_timestamp,
     )
     state.second_pass_windows += int(used_second_pass and settings.capture)
     if settings.seek_to_last_word and not single_timestamp_ending:
@@ -278,8 +317,13 @@ def _time_words(model: Whisper, current: list[Segment], spans: list[tuple[int, i
         if last_word_end is not None and last_word_end > window.time_offset:
             state.seek = round(last_word_end * FRAMES_PER_SECOND)
     if settings.hallucination_silence_threshold is not None:
-        skip_to = skip_hallucinations(current, settings.hallucination_silence_threshold, window,
-                                      single_timestamp_ending, state.last_speech_timestamp)
+        skip_to = skip_hallucinations(
+            current,
+            settings.hallucination_silence_threshold,
+            window,
+            single_timestamp_ending,
+            state.last_speech_timestamp,
+        )
         if skip_to is not None:
             state.seek, restart = skip_to
             if restart:
@@ -290,7 +334,9 @@ def _time_words(model: Whisper, current: list[Segment], spans: list[tuple[int, i
     return False
 
 
-def _decode_with_fallback(model: Whisper, mel_segment: Tensor, prompt: list[int], settings: _Settings) -> DecodingResult:
+def _decode_with_fallback(
+    model: Whisper, mel_segment: Tensor, prompt: list[int], settings: _Settings
+) -> DecodingResult:
     """Decode at each temperature in turn until the result is neither too repetitive nor too unlikely (or is
     silence), as openai-whisper does."""
     result: DecodingResult | None = None
@@ -307,8 +353,11 @@ def _decode_with_fallback(model: Whisper, mel_segment: Tensor, prompt: list[int]
         ratio, floor = settings.compression_ratio_threshold, settings.logprob_threshold
         too_repetitive = ratio is not None and result.compression_ratio > ratio
         too_unlikely = floor is not None and result.avg_logprob < floor
-        silence = (settings.no_speech_threshold is not None and result.no_speech_prob > settings.no_speech_threshold
-                   and too_unlikely)
+        silence = (
+            settings.no_speech_threshold is not None
+            and result.no_speech_prob > settings.no_speech_threshold
+            and too_unlikely
+        )
         if silence or not (too_repetitive or too_unlikely):
             break
     assert result is not None  # temperatures is not empty
@@ -339,8 +388,9 @@ def _temperatures(temperature: float | Sequence[float]) -> list[float]:
     return temperatures
 
 
-def _word_config(model: Whisper, config: AlignmentConfig | None, prepend_punctuations: str | None,
-                 append_punctuations: str | None) -> AlignmentConfig:
+def _word_config(
+    model: Whisper, config: AlignmentConfig | None, prepend_punctuations: str | None, append_punctuations: str | None
+) -> AlignmentConfig:
     """The word rules asked for, with the model's calibrated time shift and any punctuation overrides."""
     config = resolve_config(config, model.alignment_time_shift)
     if prepend_punctuations is not None:
@@ -376,7 +426,9 @@ def _seek_clips(clip_timestamps: str | Sequence[float], content_frames: int) -> 
         try:
             clip_timestamps = [float(t) for t in clip_timestamps.split(",")] if clip_timestamps.strip() else []
         except ValueError:
-            raise DecodingError(f"clip_timestamps {clip_timestamps!r} is not a comma-separated list of seconds") from None
+            raise DecodingError(
+                f"clip_timestamps {clip_timestamps!r} is not a comma-separated list of seconds"
+            ) from None
     points = [round(t * FRAMES_PER_SECOND) for t in clip_timestamps] or [0]
     if len(points) % 2 == 1:
         points.append(content_frames)
@@ -384,8 +436,13 @@ def _seek_clips(clip_timestamps: str | Sequence[float], content_frames: int) -> 
 
 
 def _split_segments(
-    tokens: list[int], timestamp_begin: int, seek: int, segment_size: int, segment_duration: float,
-    time_precision: float, input_stride: int,
+    tokens: list[int],
+    timestamp_begin: int,
+    seek: int,
+    segment_size: int,
+    segment_duration: float,
+    time_precision: float,
+    input_stride: int,
 ) -> tuple[list[tuple[tuple[int, int], tuple[float, float]]], bool, int]:
     """Cut a window's tokens into segments at timestamp pairs, as openai-whisper does.
 
@@ -434,8 +491,12 @@ def _format_time(seconds: float) -> str:
 def _progress_bar(total_seconds: float, enabled: bool) -> Any:
     import tqdm
 
-    return tqdm.tqdm(total=round(total_seconds, 2), unit="s", disable=not enabled,
-                     bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+    return tqdm.tqdm(
+        total=round(total_seconds, 2),
+        unit="s",
+        disable=not enabled,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]",
+    )
 
 
 __all__ = ["transcribe", "Transcription", "WORD_ALIGNMENTS"]

@@ -68,8 +68,16 @@ def end_of_last_word(segments: list[Segment]) -> float | None:
 
 
 def add_word_timestamps(
-    segments: list[Segment], spans: list[tuple[int, int]], result: DecodingResult, *, model: Whisper,
-    tokenizer: Tokenizer, num_frames: int, use_capture: bool, config: AlignmentConfig, last_speech_timestamp: float,
+    segments: list[Segment],
+    spans: list[tuple[int, int]],
+    result: DecodingResult,
+    *,
+    model: Whisper,
+    tokenizer: Tokenizer,
+    num_frames: int,
+    use_capture: bool,
+    config: AlignmentConfig,
+    last_speech_timestamp: float,
 ) -> bool:
     """Give the segments of one window their words; True if a separate decoder pass was needed.
 
@@ -96,7 +104,10 @@ def add_word_timestamps(
 
 
 def _captured_matrix(
-    result: DecodingResult, spans: list[tuple[int, int]], tokenizer: Tokenizer, num_frames: int,
+    result: DecodingResult,
+    spans: list[tuple[int, int]],
+    tokenizer: Tokenizer,
+    num_frames: int,
     config: AlignmentConfig,
 ) -> tuple[Tensor, list[float]] | None:
     """The alignment matrix of the kept text tokens from the attention captured while decoding (None if absent).
@@ -117,7 +128,9 @@ def _captured_matrix(
     head_rows = list(range(sot_index, begin))
     rows = [p - 1 for p in positions] + [positions[-1]]
     tail = [positions[-1] + 1] if positions[-1] + 1 < attention.shape[1] else []
-    matrix = alignment_matrix(attention[:, head_rows + rows + tail], num_frames // 2, config.medfilt_width, config.qk_scale)
+    matrix = alignment_matrix(
+        attention[:, head_rows + rows + tail], num_frames // 2, config.medfilt_width, config.qk_scale
+    )
     matrix = matrix[len(head_rows) : len(head_rows) + len(rows)]
     probs = [result.text_token_probs[p - begin] for p in positions]
     return matrix, probs
@@ -125,12 +138,18 @@ def _captured_matrix(
 
 @torch.no_grad()
 def _second_pass_matrix(
-    model: Whisper, tokenizer: Tokenizer, text_tokens: list[int], audio_features: Tensor, num_frames: int,
+    model: Whisper,
+    tokenizer: Tokenizer,
+    text_tokens: list[int],
+    audio_features: Tensor,
+    num_frames: int,
     config: AlignmentConfig,
 ) -> tuple[Tensor, list[float]]:
     """openai-whisper's way: one decoder call over ``[sot sequence, <|notimestamps|>, text, EOT]``."""
     sot = list(tokenizer.sot_sequence)
-    tokens = torch.tensor([sot + [tokenizer.no_timestamps] + text_tokens + [tokenizer.eot]], device=audio_features.device)
+    tokens = torch.tensor(
+        [sot + [tokenizer.no_timestamps] + text_tokens + [tokenizer.eot]], device=audio_features.device
+    )
     logits, scores = model.decoder(tokens, audio_features[None], qk_heads=model.alignment_heads_by_layer())
     assert logits is not None
     text_logits = logits[0, len(sot) : len(sot) + len(text_tokens), : tokenizer.eot].float()
@@ -141,7 +160,11 @@ def _second_pass_matrix(
 
 
 def _word_timings(
-    tokenizer: Tokenizer, text_tokens: list[int], matrix: Tensor, probs: list[float], config: AlignmentConfig,
+    tokenizer: Tokenizer,
+    text_tokens: list[int],
+    matrix: Tensor,
+    probs: list[float],
+    config: AlignmentConfig,
     num_frames: int,
 ) -> tuple[list[WordTiming], float, float]:
     """The aligner's word rules on one window's matrix (rows: text tokens + 1): DTW, word times (seconds from the
@@ -162,8 +185,12 @@ def _word_timings(
 
 
 def _place_words(
-    segments: list[Segment], per_segment: list[list[int]], alignment: list[WordTiming], median: float,
-    longest: float, last_speech_timestamp: float,
+    segments: list[Segment],
+    per_segment: list[list[int]],
+    alignment: list[WordTiming],
+    median: float,
+    longest: float,
+    last_speech_timestamp: float,
 ) -> None:
     """openai-whisper's hand-out of a window's words to its segments, then its reconciliation of word and segment
     boundaries (a first word stretched over a pause is cut back; an overlong first/last word yields to the
@@ -175,14 +202,21 @@ def _place_words(
         while index < len(alignment) and taken < len(text_tokens):
             timing = alignment[index]
             if timing.word:
-                words.append(Word(timing.word, round(time_offset + timing.start, 2),
-                                  round(time_offset + timing.end, 2), timing.probability))
+                words.append(
+                    Word(
+                        timing.word,
+                        round(time_offset + timing.start, 2),
+                        round(time_offset + timing.end, 2),
+                        timing.probability,
+                    )
+                )
             taken += len(timing.tokens)
             index += 1
         if words:
             # after a pause, the first word(s) must not stretch back over the silence
             first_too_long = words[0].end - words[0].start > longest or (
-                len(words) > 1 and words[1].end - words[0].start > longest * 2)
+                len(words) > 1 and words[1].end - words[0].start > longest * 2
+            )
             if words[0].end - last_speech_timestamp > median * 4 and first_too_long:
                 if len(words) > 1 and words[1].end - words[1].start > longest:
                     boundary = max(words[1].end / 2, words[1].end - longest)
@@ -226,7 +260,10 @@ def _is_anomaly(segment: Segment | None) -> bool:
 
 
 def skip_hallucinations(
-    current: list[Segment], threshold: float, window: DecodedWindow, single_timestamp_ending: bool,
+    current: list[Segment],
+    threshold: float,
+    window: DecodedWindow,
+    single_timestamp_ending: bool,
     last_speech_timestamp: float,
 ) -> tuple[int, bool] | None:
     """openai-whisper's ``hallucination_silence_threshold``: drop anomalous segments surrounded by silence and
@@ -251,10 +288,12 @@ def skip_hallucinations(
         if _is_anomaly(segment):
             following = next((s for s in current[si + 1 :] if s.words), None)
             next_start = following.words[0].start if following is not None else time_offset + window.duration
-            silence_before = (segment.start - last_end > threshold or segment.start < threshold
-                              or segment.start - time_offset < 2.0)
-            silence_after = (next_start - segment.end > threshold or _is_anomaly(following)
-                             or window_end_time - segment.end < 2.0)
+            silence_before = (
+                segment.start - last_end > threshold or segment.start < threshold or segment.start - time_offset < 2.0
+            )
+            silence_after = (
+                next_start - segment.end > threshold or _is_anomaly(following) or window_end_time - segment.end < 2.0
+            )
             if silence_before and silence_after:
                 seek = round(max(time_offset + 1, segment.start) * FRAMES_PER_SECOND)
                 if window.content_duration - segment.end < threshold:
