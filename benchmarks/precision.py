@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import dataclasses
 import pickle
 import sys
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from common import write_json  # noqa: E402
 
+from whisper_align import discovery as D  # noqa: E402
 from whisper_align.alignment import refine as R  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig, WordTiming, align_words, merge_punctuations  # noqa: E402
 from whisper_align.evaluation import Metrics, match_words, score  # noqa: E402
@@ -137,28 +140,53 @@ GROUPS = {
     "level": list(range(3, 18)),
     "flux": [18, 19],
     "attention": [20, 21],
+    "detector": [22],
 }
 
 
-def boundary_data(p: Prepared, kind: str, radius: int, columns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def boundary_data(p: Prepared, kind: str, radius: int, columns: Sequence[int],
+                  detectors: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Candidates and features of ``p``'s boundaries of one kind, features outside ``columns`` zeroed."""
     coarse = p.starts if kind == "start" else p.ends
-    frames, x = R.boundary_inputs(p.tracks, coarse, kind, radius, p.activation)
+    evidence = None
+    if detectors:
+        evidence = R.evidence_track(detectors[kind], p.enc.astype(np.float64), p.tracks.n_frames)
+    frames, x = R.boundary_inputs(p.tracks, coarse, kind, radius, p.activation, evidence)
     mask = np.zeros(x.shape[-1], dtype=bool)
     mask[list(columns)] = True
     x[..., ~mask] = 0.0
     return frames, x
 
 
-def learned(groups: Sequence[str], radius: int = 15, l2: float = 1.0, rule: str = "median") -> Method:
+def fit_detectors(train: list[Prepared], l2: float) -> dict:
+    """Start and end frame detectors on the training clips' encoder states."""
+    states = np.concatenate([p.enc.astype(np.float64) for p in train])
+    out = {}
+    for kind in ("start", "end"):
+        labels = np.concatenate([R.position_labels(len(p.enc), p.true_starts if kind == "start" else p.true_ends)
+                                 for p in train])
+        out[kind] = R.fit_frame_detector(states, labels, l2=l2)
+    return out
+
+
+def learned(groups: Sequence[str], radius: int = 15, l2: float = 1.0, rule: str = "median",
+            detector_l2: float = 100.0) -> Method:
     columns = [c for g in groups for c in GROUPS[g]]
 
     def method(train: list[Prepared], test: list[Prepared]) -> dict:
+        detectors = fit_detectors(train, l2=detector_l2) if "detector" in groups else None
+        # the scorer is fitted on out-of-fold evidence (in-sample detector output would be over-confident)
+        train_detectors = {}
+        if detectors:
+            halves = [train[0::2], train[1::2]]
+            for a, b in ((0, 1), (1, 0)):
+                fitted = fit_detectors(halves[a], l2=detector_l2)
+                train_detectors.update({p.id: fitted for p in halves[b]})
         models = {}
         for kind in ("start", "end"):
             xs, qs = [], []
             for p in train:
-                frames, x = boundary_data(p, kind, radius, columns)
+                frames, x = boundary_data(p, kind, radius, columns, train_detectors.get(p.id))
                 truth = p.true_starts if kind == "start" else p.true_ends
                 q = R.soft_targets(frames, np.nan_to_num(truth, nan=-1e9))
                 xs.append(x)
@@ -168,7 +196,7 @@ def learned(groups: Sequence[str], radius: int = 15, l2: float = 1.0, rule: str 
         for p in test:
             times = []
             for kind in ("start", "end"):
-                frames, x = boundary_data(p, kind, radius, columns)
+                frames, x = boundary_data(p, kind, radius, columns, detectors)
                 times.append(R.decode(frames, R.posterior(models[kind], frames, x), rule))
             out[p.id] = R.make_monotone(times[0], times[1], 0.02, p.tracks.n_frames / R.FRAMES_PER_SECOND)
         return out
@@ -179,25 +207,56 @@ def learned(groups: Sequence[str], radius: int = 15, l2: float = 1.0, rule: str 
 # ---- protocol ---------------------------------------------------------------------------------------------------
 
 
-def folds(prepared: list[Prepared], with_festival: bool) -> list[tuple[list[Prepared], list[Prepared]]]:
-    """(train, test) pairs: timit halves both ways, then festival's held-out clips."""
-    timit = [p for p in prepared if p.set == "timit-dev"]
-    fest = [p for p in prepared if p.set == "festival"]
-    fest_fit = [p for p in fest if p.index % 3 == 0]
-    fest_test = [p for p in fest if p.index % 3 == 1]
-    speakers = sorted({p.speaker for p in timit})
+def split(items: list) -> list[tuple[list, list]]:
+    """(fit, test) item lists: timit halves both ways, then festival's clips 0, 3, ... -> 1, 4, ...
+    (items have ``set``, ``index`` and ``speaker``, as cache entries and :class:`Prepared` do)."""
+    get = (lambda x, k: x[k]) if isinstance(items[0], dict) else getattr
+    timit = [p for p in items if get(p, "set") == "timit-dev"]
+    fest = [p for p in items if get(p, "set") == "festival"]
+    fest_fit = [p for p in fest if get(p, "index") % 3 == 0]
+    fest_test = [p for p in fest if get(p, "index") % 3 == 1]
+    speakers = sorted({get(p, "speaker") for p in timit})
     halves = [set(speakers[0::2]), set(speakers[1::2])]
-    out = []
-    for a, b in ((0, 1), (1, 0)):
-        train = [p for p in timit if p.speaker in halves[a]] + (fest_fit if with_festival else [])
-        out.append((train, [p for p in timit if p.speaker in halves[b]]))
-    out.append((fest_fit + (timit if with_festival else []), fest_test))
+    out = [([p for p in timit if get(p, "speaker") in halves[a]], [p for p in timit if get(p, "speaker") in halves[b]])
+           for a, b in ((0, 1), (1, 0))]
+    out.append((fest_fit, fest_test))
     return out
 
 
-def evaluate(prepared: list[Prepared], method: Method, with_festival: bool) -> dict[str, Metrics]:
+def folds(prepared: list[Prepared], with_festival: bool) -> list[tuple[list[Prepared], list[Prepared]]]:
+    """(train, test) pairs of :func:`split`; ``with_festival`` adds the other set's fitting clips (festival's
+    0, 3, ... to timit folds, all of timit to the festival fold)."""
+    parts = split(prepared)
+    if not with_festival:
+        return parts
+    fest_fit = parts[2][0]
+    timit = parts[0][0] + parts[1][0]
+    return [(parts[0][0] + fest_fit, parts[0][1]), (parts[1][0] + fest_fit, parts[1][1]), (fest_fit + timit, parts[2][1])]
+
+
+def found_heads(data: dict, fold: int, fit_items: list[dict]) -> tuple[list[int], float]:
+    """Heads found by ``discovery.find_heads`` on the fold's fitting clips (cached as JSON), and their shift."""
+    path = CACHE / f"heads-{data['model']}-{fold}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["heads"], saved["shift"]
+    captures = D.CaptureSet(data["n_text_layer"], data["n_text_head"], [
+        D.Capture(id=it["id"], scores=torch.from_numpy(it["scores"]), n_sot=it["n_sot"], words=it["words"],
+                  word_tokens=it["word_tokens"], duration=it["duration"], reference=it["reference"],
+                  speaker=it["speaker"]) for it in fit_items])
+    found = D.find_heads(captures, AlignmentConfig(), holdout=0.3, split_by="auto", max_heads=12)
+    heads = captures.flat(found.mask)
+    path.write_text(json.dumps({"heads": heads, "shift": found.time_shift or 0.0}))
+    return heads, found.time_shift or 0.0
+
+
+def evaluate(prepared: list[Prepared], method: Method, with_festival: bool,
+             per_fold: list[list[Prepared]] | None = None) -> dict[str, Metrics]:
+    """Score ``method`` on every fold; ``per_fold`` replaces ``prepared`` fold by fold (coarse times that
+    were themselves fitted per fold, e.g. with found heads)."""
     rows: dict[str, list] = {"timit-dev": [], "festival": []}
-    for train, test in folds(prepared, with_festival):
+    for k in range(3):
+        train, test = folds(per_fold[k] if per_fold else prepared, with_festival)[k]
         refined = method(train, test)
         for p in test:
             s, e = refined[p.id]
@@ -218,24 +277,52 @@ def table(results: dict[str, dict[str, Metrics]], set_name: str) -> str:
     return "\n".join(lines)
 
 
-def methods() -> dict[str, tuple[Method, bool]]:
-    return {
-        "default (official heads, calibrated shift)": (baseline, False),
-        "+ re-shift (train median)": (reshift, False),
-        "+ refine: prior+level (pauses)": (learned(["prior", "level"]), False),
-        "+ refine: prior+level+flux": (learned(["prior", "level", "flux"]), False),
-        "+ refine: all (level+flux+attention)": (learned(["prior", "level", "flux", "attention"]), False),
-        "+ refine: all, fit +other set": (learned(["prior", "level", "flux", "attention"]), True),
+ALL = ["prior", "level", "flux", "attention"]
+
+
+def methods(only: Sequence[str] | None = None) -> dict[str, tuple[Method, bool, str]]:
+    """Rows: label -> (method, fit on the other set too, coarse heads: "official" or "found")."""
+    table = {
+        "default (official heads, calibrated shift)": (baseline, False, "official"),
+        "+ re-shift (train median)": (reshift, False, "official"),
+        "+ refine: prior+level (pauses)": (learned(["prior", "level"]), False, "official"),
+        "+ refine: prior+level+flux": (learned(["prior", "level", "flux"]), False, "official"),
+        "+ refine: all (level+flux+attention)": (learned(ALL), False, "official"),
+        "+ refine: all, fit +other set": (learned(ALL), True, "official"),
+        "+ refine: all + encoder detector": (learned(ALL + ["detector"]), False, "official"),
+        "+ refine: all + encoder detector, +other set": (learned(ALL + ["detector"]), True, "official"),
+        "found heads (other speakers), own shift": (baseline, False, "found"),
+        "found heads + refine: all": (learned(ALL), False, "found"),
+        "found heads + refine: all + detector": (learned(ALL + ["detector"]), False, "found"),
+        "found heads + refine: all + detector, +other": (learned(ALL + ["detector"]), True, "found"),
     }
+    return {k: v for i, (k, v) in enumerate(table.items()) if only is None or str(i) in only}
 
 
-def run_model(name: str) -> dict:
+def mean_error(m: Metrics) -> float:
+    return (m.start_mae_ms + m.end_mae_ms) / 2
+
+
+def run_model(name: str, only: Sequence[str] | None = None) -> dict:
     with open(CACHE / f"{name}.pkl", "rb") as handle:
         data = pickle.load(handle)
+    started = time.time()
     prepared = [prepare(item, data["official"], data["time_shift"]) for item in data["items"]]
+    print(f"{name}: prepared {len(prepared)} utterances in {time.time() - started:.0f} s", flush=True)
     results = {}
-    for label, (method, with_festival) in methods().items():
-        results[label] = evaluate(prepared, method, with_festival)
+    per_fold = None
+    for label, (method, with_festival, coarse) in methods(only).items():
+        started = time.time()
+        if coarse == "found" and per_fold is None:
+            per_fold = []
+            for k, (fit_items, _) in enumerate(split(data["items"])):
+                heads, shift = found_heads(data, k, fit_items)
+                print(f"  fold {k}: found heads {heads}, shift {shift}", flush=True)
+                per_fold.append([prepare(item, heads, shift) for item in data["items"]])
+        results[label] = evaluate(prepared, method, with_festival, per_fold if coarse == "found" else None)
+        m = results[label]
+        print(f"  {label}: timit {mean_error(m['timit-dev']):.1f} ms, festival {mean_error(m['festival']):.1f} ms "
+              f"({time.time() - started:.0f} s)", flush=True)
     for set_name in ("timit-dev", "festival"):
         print(f"\n{name}, {set_name} ({'speaker-split 2-fold, pooled' if set_name == 'timit-dev' else 'held-out clips 1,4,7,...'}):")
         print(table(results, set_name))
@@ -245,10 +332,11 @@ def run_model(name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
+    parser.add_argument("--only", nargs="+", default=None, help="row numbers to run (a quick look)")
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = {name: run_model(name) for name in args.models}
+        results = {name: run_model(name, args.only) for name in args.models}
     path = write_json("precision", {"models": results})
     print(f"\nwrote {path}")
 

@@ -46,6 +46,8 @@ def _capture(model, name: str) -> dict:
     items = []
     for set_name in SETS:
         for index, utt in enumerate(load_manifest(manifest(set_name))):
+            if set_name == "festival" and index % 3 == 2:
+                continue  # neither fitted on nor scored (precision.py uses clips 0, 3, ... and 1, 4, ...)
             samples = load_audio(utt.audio)
             tokens = prepare_text(tokenizer, utt.text)
             n_frames = len(samples) // HOP_LENGTH

@@ -54,6 +54,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     *(f"rise_{k}" for k in LEVEL_WINDOWS),
     *(f"flux_{k}" for k in FLUX_WINDOWS),
     "attention_word", "attention_neighbour",
+    "detector",
 )
 
 
@@ -120,13 +121,16 @@ def candidate_features(
     radius: int,
     word_activation: np.ndarray | None = None,
     neighbour_activation: np.ndarray | None = None,
+    evidence: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features of every candidate of every boundary: ``(frames (B, C), features (B, C, F))``.
 
     ``coarse`` are the boundaries' coarse times in seconds (relative to the first mel frame); ``kind`` says
     whether they are word starts or ends (which side is "inside" the word). ``word_activation`` and
     ``neighbour_activation`` (B, n_frames) are the attention of each boundary's word and of its neighbour per
-    10 ms frame (see :func:`word_activations`); without them those two features are 0.
+    10 ms frame (see :func:`word_activations`); without them those two features are 0. ``evidence``
+    (n_frames + 1,) is a frame detector's log-odds that a boundary of this kind lies at each boundary frame
+    (see :func:`evidence_track`); without it that feature is 0.
     """
     if kind not in ("start", "end"):
         raise RefineError(f"kind must be 'start' or 'end', got {kind!r}")
@@ -155,6 +159,11 @@ def candidate_features(
             columns.append(np.zeros_like(offset))
             continue
         columns.append(_contrast(np.asarray(activation, dtype=np.float64), frames, sign, activation is word_activation))
+    if evidence is None:
+        columns.append(np.zeros_like(offset))
+    else:
+        evidence = np.asarray(evidence, dtype=np.float64)
+        columns.append(evidence[np.clip(frames, 0, len(evidence) - 1)])
     return frames, np.stack(columns, axis=-1)
 
 
@@ -340,6 +349,76 @@ def decode(frames: np.ndarray, probabilities: np.ndarray, rule: Decode) -> np.nd
     return chosen / FRAMES_PER_SECOND
 
 
+# ---- a frame-level boundary detector on encoder states -----------------------------------------------------------
+
+
+@dataclass
+class FrameDetector:
+    """Logistic regression from one encoder position's hidden state (20 ms) to "a word boundary of this kind
+    falls in this position"; states are standardised with ``mean``/``scale`` first."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+    def log_odds(self, states: np.ndarray) -> np.ndarray:
+        return ((np.asarray(states, dtype=np.float64) - self.mean) / self.scale) @ self.weights + self.bias
+
+
+def position_labels(n_positions: int, times: np.ndarray, tokens_per_second: int = 50) -> np.ndarray:
+    """(n_positions,) 1.0 at the encoder positions holding one of ``times`` (seconds; NaN ignored), else 0."""
+    times = np.asarray(times, dtype=np.float64)
+    index = np.floor(times[np.isfinite(times)] * tokens_per_second).astype(np.int64)
+    labels = np.zeros(n_positions)
+    labels[index[(index >= 0) & (index < n_positions)]] = 1.0
+    return labels
+
+
+def fit_frame_detector(states: np.ndarray, labels: np.ndarray, l2: float = 10.0, iterations: int = 25) -> FrameDetector:
+    """Fit :class:`FrameDetector` on (N, D) ``states`` and (N,) 0/1 ``labels`` by damped Newton (L2 ``l2``)."""
+    x = np.asarray(states, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if x.ndim != 2 or y.shape != (len(x),) or not 0 < y.sum() < len(y):
+        raise RefineError("a frame detector needs (N, D) states and N labels with both classes present")
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    penalty = np.full(z.shape[1], l2)
+    penalty[-1] = 0.0  # the bias is not shrunk
+
+    def objective(w: np.ndarray) -> float:
+        s = z @ w
+        return float(np.logaddexp(0.0, s).sum() - y @ s + 0.5 * (penalty * w) @ w)
+
+    loss = objective(w)
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(z @ w)))
+        gradient = z.T @ (p - y) + penalty * w
+        hessian = (z * (p * (1 - p))[:, None]).T @ z + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        for _ in range(30):
+            new_loss = objective(w - step)
+            if new_loss <= loss:
+                break
+            step = step / 2
+        else:
+            break
+        w, loss = w - step, new_loss
+        if np.abs(step).max() < 1e-6:
+            break
+    return FrameDetector(mean, scale, w[:-1], float(w[-1]))
+
+
+def evidence_track(detector: FrameDetector, states: np.ndarray, n_frames: int) -> np.ndarray:
+    """The detector's log-odds on the 10 ms boundary-frame grid (n_frames + 1,): boundary frame ``f`` lies in
+    encoder position ``f // 2``."""
+    odds = detector.log_odds(states)
+    positions = np.clip(np.arange(n_frames + 1) // 2, 0, len(odds) - 1)
+    return odds[positions]
+
+
 # ---- the whole step ---------------------------------------------------------------------------------------------
 
 
@@ -357,7 +436,12 @@ class LabelledClip:
 
 
 def boundary_inputs(
-    tracks: FrameTracks, coarse: np.ndarray, kind: Kind, radius: int, activation: np.ndarray | None
+    tracks: FrameTracks,
+    coarse: np.ndarray,
+    kind: Kind,
+    radius: int,
+    activation: np.ndarray | None,
+    evidence: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate frames and features of one kind of boundary of all words of a clip; a start's neighbour is the
     previous word, an end's the next one (none at the clip's edges)."""
@@ -370,7 +454,7 @@ def boundary_inputs(
             )
         empty = np.zeros((1, tracks.n_frames))
         neighbour = np.vstack([empty, activation[:-1]]) if kind == "start" else np.vstack([activation[1:], empty])
-    return candidate_features(tracks, coarse, kind, radius, activation, neighbour)
+    return candidate_features(tracks, coarse, kind, radius, activation, neighbour, evidence)
 
 
 def fit(
