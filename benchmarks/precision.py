@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from common import write_json  # noqa: E402
+from common import RESULTS, write_json  # noqa: E402
 
 from whisper_align import discovery as D  # noqa: E402
 from whisper_align.alignment import refine as R  # noqa: E402
@@ -337,7 +337,11 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = {name: run_model(name, args.only) for name in args.models}
-    path = write_json("precision", {"models": results})
+    previous = RESULTS / "precision.json"  # rows run earlier (e.g. with --only) are kept unless rerun
+    merged = json.loads(previous.read_text()).get("models", {}) if previous.exists() else {}
+    for name, rows in results.items():
+        merged.setdefault(name, {}).update(rows)
+    path = write_json("precision", {"protocol": __doc__.split("Every row")[0].strip(), "models": merged})
     print(f"\nwrote {path}")
 
 

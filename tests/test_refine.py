@@ -110,3 +110,34 @@ def test_bad_inputs_raise_typed_errors():
         R.RefineParams.from_dict(data)
     with pytest.raises(WhisperAlignError, match="no labelled words"):
         R.fit([])
+
+
+def with_states(clip: R.LabelledClip, rng: np.random.Generator, dims: int = 16) -> R.LabelledClip:
+    """Encoder-like states (20 ms positions): noise, with dimension 0 lit at the positions holding a start and
+    dimension 1 at those holding an end, so a detector can learn where boundaries are."""
+    n_positions = clip.mel.shape[1] // 2
+    states = rng.standard_normal((n_positions, dims))
+    states[:, 0] += 3 * R.position_labels(n_positions, clip.true_starts)
+    states[:, 1] += 3 * R.position_labels(n_positions, clip.true_ends)
+    return R.LabelledClip(clip.mel, clip.starts, clip.ends, clip.true_starts, clip.true_ends, states=states)
+
+
+def test_frame_detectors_are_fitted_used_and_serialised():
+    rng = np.random.default_rng(8)
+    # no acoustic cue: flat log-mel, so only the states can say where the boundaries are
+    train = [with_states(c, rng) for c in clips(9, 20)]
+    for c in train:
+        c.mel = np.zeros_like(c.mel)
+    params = R.fit(train, radius=10)
+    assert params.detectors is not None
+    assert params.detectors["start"].weights[0] > 0 and params.detectors["end"].weights[1] > 0
+    test = with_states(clips(10, 1)[0], rng)
+    flat = np.zeros_like(test.mel)
+    s, e = R.refine_boundaries(params, flat, test.starts, test.ends, states=test.states)
+    coarse_error = np.abs(np.concatenate([test.starts - test.true_starts, test.ends - test.true_ends]))
+    refined_error = np.abs(np.concatenate([s - test.true_starts, e - test.true_ends]))
+    assert refined_error.mean() < 0.5 * coarse_error.mean()
+    again = R.RefineParams.from_dict(json.loads(json.dumps(params.to_dict())))
+    np.testing.assert_array_equal(s, R.refine_boundaries(again, flat, test.starts, test.ends, states=test.states)[0])
+    with pytest.raises(WhisperAlignError, match="encoder states"):
+        R.refine_boundaries(params, flat, test.starts, test.ends)
