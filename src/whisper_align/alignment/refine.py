@@ -67,22 +67,20 @@ class RefineError(WhisperAlignError, ValueError):
 
 @dataclass
 class FrameTracks:
-    """Per-frame quantities of one clip, computed once and shared by all of its boundaries.
+    """Per-boundary-frame quantities of one clip, computed once and shared by all of its boundaries.
 
-    ``level`` is the mean log-mel level of each frame; ``loud``/``floor`` the clip's 95th / 5th percentile of it;
-    ``spectra`` the log-mel frames themselves (n_mels, frames). Boundary frames run from 0 to ``n_frames``.
+    For each boundary frame ``f`` in ``0..n_frames`` (the boundary between mel frames ``f - 1`` and ``f``):
+    ``after[k]`` / ``before[k]`` are the mean log-mel level of the ``k`` frames after / before it and ``flux[k]``
+    the RMS difference between the mean spectra of those frames. ``loud``/``floor`` are the clip's 95th / 5th
+    percentile of the per-frame level.
     """
 
-    level: np.ndarray
+    n_frames: int
     loud: float
     floor: float
-    spectra: np.ndarray
-    cumulative_level: np.ndarray = field(repr=False)
-    cumulative_spectra: np.ndarray = field(repr=False)
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.level)
+    after: dict[int, np.ndarray]
+    before: dict[int, np.ndarray]
+    flux: dict[int, np.ndarray]
 
 
 def frame_tracks(mel: np.ndarray) -> FrameTracks:
@@ -90,19 +88,27 @@ def frame_tracks(mel: np.ndarray) -> FrameTracks:
     mel = np.asarray(mel, dtype=np.float64)
     if mel.ndim != 2 or mel.shape[1] == 0 or not np.isfinite(mel).all():
         raise RefineError(f"log-mel frames must be a finite, non-empty (n_mels, frames) array, got shape {mel.shape}")
+    n = mel.shape[1]
     level = mel.mean(axis=0)
     cumulative_level = np.concatenate([[0.0], np.cumsum(level)])
     cumulative_spectra = np.concatenate([np.zeros((mel.shape[0], 1)), np.cumsum(mel, axis=1)], axis=1)
+    f = np.arange(n + 1)
+    after, before, flux = {}, {}, {}
+    for k in sorted(set(LEVEL_WINDOWS) | set(FLUX_WINDOWS)):
+        after[k] = _window_mean(cumulative_level, f, f + k)
+        before[k] = _window_mean(cumulative_level, f - k, f)
+        if k in FLUX_WINDOWS:
+            difference = _window_mean(cumulative_spectra, f, f + k) - _window_mean(cumulative_spectra, f - k, f)
+            flux[k] = np.sqrt((difference**2).mean(axis=0))
     loud, floor = np.percentile(level, [95, 5])
-    return FrameTracks(level, float(loud), float(floor), mel, cumulative_level, cumulative_spectra)
+    return FrameTracks(n, float(loud), float(floor), after, before, flux)
 
 
 def _window_mean(cumulative: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Mean of the frames [lo, hi) from a cumulative sum along the last axis (windows clipped to the clip)."""
     n = cumulative.shape[-1] - 1
     lo, hi = np.clip(lo, 0, n), np.clip(hi, 0, n)
-    width = np.maximum(hi - lo, 1)
-    return (cumulative[..., hi] - cumulative[..., lo]) / width
+    return (cumulative[..., hi] - cumulative[..., lo]) / np.maximum(hi - lo, 1)
 
 
 def candidate_frames(coarse: np.ndarray, radius: int, n_frames: int) -> np.ndarray:
@@ -142,8 +148,7 @@ def candidate_features(
     columns = [offset, offset**2, np.abs(offset)]
     level_in, level_out = [], []
     for k in LEVEL_WINDOWS:
-        after = _window_mean(tracks.cumulative_level, frames, frames + k)
-        before = _window_mean(tracks.cumulative_level, frames - k, frames)
+        after, before = tracks.after[k][frames], tracks.before[k][frames]
         inside, outside = (after, before) if sign > 0 else (before, after)
         level_in.append(inside)
         level_out.append(outside)
@@ -151,9 +156,7 @@ def candidate_features(
     columns += [x - tracks.floor for x in level_in] + [x - tracks.floor for x in level_out]
     columns += [i - o for i, o in zip(level_in, level_out)]
     for k in FLUX_WINDOWS:
-        after = _window_mean(tracks.cumulative_spectra, frames, frames + k)
-        before = _window_mean(tracks.cumulative_spectra, frames - k, frames)
-        columns.append(np.sqrt(((after - before) ** 2).mean(axis=0)))
+        columns.append(tracks.flux[k][frames])
     for activation in (word_activation, neighbour_activation):
         if activation is None:
             columns.append(np.zeros_like(offset))
