@@ -324,6 +324,7 @@ def run_model(name: str, only: Sequence[str] | None = None) -> dict:
         m = results[label]
         print(f"  {label}: timit {mean_error(m['timit-dev']):.1f} ms, festival {mean_error(m['festival']):.1f} ms "
               f"({time.time() - started:.0f} s)", flush=True)
+        save(name, {label: {s: m.to_dict() for s, m in results[label].items()}})
     for set_name in ("timit-dev", "festival"):
         print(f"\n{name}, {set_name} ({'speaker-split 2-fold, pooled' if set_name == 'timit-dev' else 'held-out clips 1,4,7,...'}):")
         print(table(results, set_name))
@@ -337,13 +338,9 @@ def main() -> None:
     args = parser.parse_args()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        results = {name: run_model(name, args.only) for name in args.models}
-    previous = RESULTS / "precision.json"  # rows run earlier (e.g. with --only) are kept unless rerun
-    merged = json.loads(previous.read_text()).get("models", {}) if previous.exists() else {}
-    for name, rows in results.items():
-        merged.setdefault(name, {}).update(rows)
-    path = write_json("precision", {"protocol": __doc__.split("Every row")[0].strip(), "models": merged})
-    print(f"\nwrote {path}")
+        for name in args.models:
+            run_model(name, args.only)  # each row is merged into precision.json as soon as it is scored
+    print(f"\nwrote {RESULTS / 'precision.json'}")
 
 
 if __name__ == "__main__":
