@@ -22,7 +22,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from precision import CACHE, prepare  # noqa: E402
-
 from whisper_align.alignment import refine as R  # noqa: E402
 
 
@@ -39,8 +38,18 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = [prepare(it, data["official"], data["time_shift"]) for it in items]
-    clips = [R.LabelledClip(it["mel"].astype(np.float64), p.starts, p.ends, p.true_starts, p.true_ends,
-                            p.activation, p.enc.astype(np.float64)) for it, p in zip(items, prepared)]
+    clips = [
+        R.LabelledClip(
+            it["mel"].astype(np.float64),
+            p.starts,
+            p.ends,
+            p.true_starts,
+            p.true_ends,
+            p.activation,
+            p.enc.astype(np.float64),
+        )
+        for it, p in zip(items, prepared)
+    ]
     params = R.fit(clips, radius=args.radius)
     params.save(args.out)
     print(f"fitted on {len(clips)} clips in {time.time() - started:.0f} s -> {args.out}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import dataclasses
 import pickle
 import sys
 import time
@@ -37,12 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from common import RESULTS, write_json  # noqa: E402
-
-from whisper_align import discovery as D  # noqa: E402
 from whisper_align.alignment import refine as R  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig, WordTiming, align_words, merge_punctuations  # noqa: E402
-from whisper_align.evaluation import Metrics, match_words, score  # noqa: E402
-from whisper_align.head_scoring import head_matrices  # noqa: E402
+from whisper_align.heads import discovery as D  # noqa: E402
+from whisper_align.heads.scoring import head_matrices  # noqa: E402
+from whisper_align.results.evaluation import Metrics, match_words, score  # noqa: E402
 
 CACHE = Path("/tmp/precision-cache")
 
@@ -72,8 +70,7 @@ def prepare(item: dict, heads: list[int], shift: float) -> Prepared:
     matrix = head_matrices(scores, scores.shape[-1])[:, item["n_sot"] : -1].mean(dim=0).numpy()
     config = AlignmentConfig(time_shift=shift)
     n_text = sum(len(t) for t in item["word_tokens"]) - 1
-    words = align_words(matrix, item["words"], item["word_tokens"], [0.0] * n_text, config,
-                        duration=item["duration"])
+    words = align_words(matrix, item["words"], item["word_tokens"], [0.0] * n_text, config, duration=item["duration"])
     real = np.array([k for k, w in enumerate(words) if any(c.isalnum() for c in w.word)], dtype=np.int64)
     bounds = np.pad(np.cumsum([len(w.tokens) for w in words]), (1, 0))
     tracks = R.frame_tracks(item["mel"].astype(np.float32))
@@ -82,8 +79,22 @@ def prepare(item: dict, heads: list[int], shift: float) -> Prepared:
     starts = np.array([words[k].start for k in real])
     ends = np.array([words[k].end for k in real])
     true_starts, true_ends = targets(words, real, item["reference"])
-    return Prepared(item["id"], item["set"], item["index"], item["speaker"], words, real, tracks, activation,
-                    starts, ends, true_starts, true_ends, item["reference"], item["enc"])
+    return Prepared(
+        item["id"],
+        item["set"],
+        item["index"],
+        item["speaker"],
+        words,
+        real,
+        tracks,
+        activation,
+        starts,
+        ends,
+        true_starts,
+        true_ends,
+        item["reference"],
+        item["enc"],
+    )
 
 
 def hypothesis(words: list[WordTiming], real: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> list:
@@ -144,8 +155,9 @@ GROUPS = {
 }
 
 
-def boundary_data(p: Prepared, kind: str, radius: int, columns: Sequence[int],
-                  detectors: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+def boundary_data(
+    p: Prepared, kind: str, radius: int, columns: Sequence[int], detectors: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidates and features of ``p``'s boundaries of one kind, features outside ``columns`` zeroed."""
     coarse = p.starts if kind == "start" else p.ends
     evidence = None
@@ -163,14 +175,16 @@ def fit_detectors(train: list[Prepared], l2: float) -> dict:
     states = np.concatenate([p.enc.astype(np.float64) for p in train])
     out = {}
     for kind in ("start", "end"):
-        labels = np.concatenate([R.position_labels(len(p.enc), p.true_starts if kind == "start" else p.true_ends)
-                                 for p in train])
+        labels = np.concatenate(
+            [R.position_labels(len(p.enc), p.true_starts if kind == "start" else p.true_ends) for p in train]
+        )
         out[kind] = R.fit_frame_detector(states, labels, l2=l2)
     return out
 
 
-def learned(groups: Sequence[str], radius: int = 15, l2: float = 1.0, rule: str = "median",
-            detector_l2: float = 100.0) -> Method:
+def learned(
+    groups: Sequence[str], radius: int = 15, l2: float = 1.0, rule: str = "median", detector_l2: float = 100.0
+) -> Method:
     columns = [c for g in groups for c in GROUPS[g]]
 
     def method(train: list[Prepared], test: list[Prepared]) -> dict:
@@ -217,8 +231,10 @@ def split(items: list) -> list[tuple[list, list]]:
     fest_test = [p for p in fest if get(p, "index") % 3 == 1]
     speakers = sorted({get(p, "speaker") for p in timit})
     halves = [set(speakers[0::2]), set(speakers[1::2])]
-    out = [([p for p in timit if get(p, "speaker") in halves[a]], [p for p in timit if get(p, "speaker") in halves[b]])
-           for a, b in ((0, 1), (1, 0))]
+    out = [
+        ([p for p in timit if get(p, "speaker") in halves[a]], [p for p in timit if get(p, "speaker") in halves[b]])
+        for a, b in ((0, 1), (1, 0))
+    ]
     out.append((fest_fit, fest_test))
     return out
 
@@ -231,7 +247,11 @@ def folds(prepared: list[Prepared], with_festival: bool) -> list[tuple[list[Prep
         return parts
     fest_fit = parts[2][0]
     timit = parts[0][0] + parts[1][0]
-    return [(parts[0][0] + fest_fit, parts[0][1]), (parts[1][0] + fest_fit, parts[1][1]), (fest_fit + timit, parts[2][1])]
+    return [
+        (parts[0][0] + fest_fit, parts[0][1]),
+        (parts[1][0] + fest_fit, parts[1][1]),
+        (fest_fit + timit, parts[2][1]),
+    ]
 
 
 def found_heads(data: dict, fold: int, fit_items: list[dict]) -> tuple[list[int], float]:
@@ -240,18 +260,32 @@ def found_heads(data: dict, fold: int, fit_items: list[dict]) -> tuple[list[int]
     if path.exists():
         saved = json.loads(path.read_text())
         return saved["heads"], saved["shift"]
-    captures = D.CaptureSet(data["n_text_layer"], data["n_text_head"], [
-        D.Capture(id=it["id"], scores=torch.from_numpy(it["scores"]), n_sot=it["n_sot"], words=it["words"],
-                  word_tokens=it["word_tokens"], duration=it["duration"], reference=it["reference"],
-                  speaker=it["speaker"]) for it in fit_items])
+    captures = D.CaptureSet(
+        data["n_text_layer"],
+        data["n_text_head"],
+        [
+            D.Capture(
+                id=it["id"],
+                scores=torch.from_numpy(it["scores"]),
+                n_sot=it["n_sot"],
+                words=it["words"],
+                word_tokens=it["word_tokens"],
+                duration=it["duration"],
+                reference=it["reference"],
+                speaker=it["speaker"],
+            )
+            for it in fit_items
+        ],
+    )
     found = D.find_heads(captures, AlignmentConfig(), holdout=0.3, split_by="auto", max_heads=12)
     heads = captures.flat(found.mask)
     path.write_text(json.dumps({"heads": heads, "shift": found.time_shift or 0.0}))
     return heads, found.time_shift or 0.0
 
 
-def evaluate(prepared: list[Prepared], method: Method, with_festival: bool,
-             per_fold: list[list[Prepared]] | None = None) -> dict[str, Metrics]:
+def evaluate(
+    prepared: list[Prepared], method: Method, with_festival: bool, per_fold: list[list[Prepared]] | None = None
+) -> dict[str, Metrics]:
     """Score ``method`` on every fold; ``per_fold`` replaces ``prepared`` fold by fold (coarse times that
     were themselves fitted per fold, e.g. with found heads)."""
     rows: dict[str, list] = {"timit-dev": [], "festival": []}
@@ -265,15 +299,19 @@ def evaluate(prepared: list[Prepared], method: Method, with_festival: bool,
 
 
 def table(results: dict[str, dict[str, Metrics]], set_name: str) -> str:
-    head = f"{'method':44s} {'mean':>6s} {'start':>6s} {'end':>6s} {'median':>6s} " \
-           f"{'<=20':>5s} {'<=50':>5s} {'<=100':>5s} {'<=200':>5s}"
+    head = (
+        f"{'method':44s} {'mean':>6s} {'start':>6s} {'end':>6s} {'median':>6s} "
+        f"{'<=20':>5s} {'<=50':>5s} {'<=100':>5s} {'<=200':>5s}"
+    )
     lines = [head]
     for name, by_set in results.items():
         m = by_set[set_name]
         mean = (m.start_mae_ms + m.end_mae_ms) / 2
         w = m.within
-        lines.append(f"{name:44s} {mean:6.1f} {m.start_mae_ms:6.1f} {m.end_mae_ms:6.1f} {m.median_abs_ms:6.1f} "
-                     f"{w[20]:5.0%} {w[50]:5.0%} {w[100]:5.0%} {w[200]:5.0%}")
+        lines.append(
+            f"{name:44s} {mean:6.1f} {m.start_mae_ms:6.1f} {m.end_mae_ms:6.1f} {m.median_abs_ms:6.1f} "
+            f"{w[20]:5.0%} {w[50]:5.0%} {w[100]:5.0%} {w[200]:5.0%}"
+        )
     return "\n".join(lines)
 
 
@@ -295,8 +333,7 @@ def methods(only: Sequence[str] | None = None) -> dict[str, tuple[Method, bool, 
         "found heads (other speakers), own shift": (baseline, False, "found"),
         "found heads + refine: all": (learned(ALL), False, "found"),
         "found heads + refine: all + detector, r250": (learned(ALL + ["detector"], radius=25), False, "found"),
-        "found heads + refine: all + detector, r250, +other": (
-            learned(ALL + ["detector"], radius=25), True, "found"),
+        "found heads + refine: all + detector, r250, +other": (learned(ALL + ["detector"], radius=25), True, "found"),
     }
     return {k: v for i, (k, v) in enumerate(table.items()) if only is None or str(i) in only}
 
@@ -327,11 +364,15 @@ def run_model(name: str, only: Sequence[str] | None = None) -> dict:
                 per_fold.append([prepare(item, heads, shift) for item in data["items"]])
         results[label] = evaluate(prepared, method, with_festival, per_fold if coarse == "found" else None)
         m = results[label]
-        print(f"  {label}: timit {mean_error(m['timit-dev']):.1f} ms, festival {mean_error(m['festival']):.1f} ms "
-              f"({time.time() - started:.0f} s)", flush=True)
+        print(
+            f"  {label}: timit {mean_error(m['timit-dev']):.1f} ms, festival {mean_error(m['festival']):.1f} ms "
+            f"({time.time() - started:.0f} s)",
+            flush=True,
+        )
         save(name, {label: {s: m.to_dict() for s, m in results[label].items()}})
     for set_name in ("timit-dev", "festival"):
-        print(f"\n{name}, {set_name} ({'speaker-split 2-fold, pooled' if set_name == 'timit-dev' else 'held-out clips 1,4,7,...'}):")
+        protocol = "speaker-split 2-fold, pooled" if set_name == "timit-dev" else "held-out clips 1,4,7,..."
+        print(f"\n{name}, {set_name} ({protocol}):")
         print(table(results, set_name))
     return {label: {s: m.to_dict() for s, m in by_set.items()} for label, by_set in results.items()}
 

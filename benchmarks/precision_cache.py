@@ -22,12 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from common import manifest  # noqa: E402
-
-from whisper_align.aligner import Piece, prepare_text, run_pieces, window_mel  # noqa: E402
-from whisper_align.audio import HOP_LENGTH, load_audio  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
-from whisper_align.evaluation import load_manifest  # noqa: E402
-from whisper_align.tokenizer import get_tokenizer  # noqa: E402
+from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
+from whisper_align.frontend.audio import HOP_LENGTH, load_audio  # noqa: E402
+from whisper_align.results.manifest import load_manifest  # noqa: E402
+from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel  # noqa: E402
 
 CACHE = Path("/tmp/precision-cache")
 SETS = ("timit-dev", "festival")
@@ -56,15 +55,30 @@ def _capture(model, name: str) -> dict:
             features = model.embed_audio(mel[None])
             ((qk, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], False, heads)
             words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
-            items.append(dict(
-                set=set_name, index=index, id=utt.id, speaker=utt.speaker, duration=len(samples) / 16000,
-                reference=utt.words, scores=qk.to(torch.float16).numpy(), n_sot=len(tokenizer.sot_sequence),
-                words=words, word_tokens=word_tokens, mel=mel[:, :n_frames].to(torch.float16).numpy(),
-                enc=features[0, :n_positions].to(torch.float16).numpy(),
-            ))
-    return dict(model=name, n_text_layer=dims.n_text_layer, n_text_head=dims.n_text_head,
-                official=[layer * dims.n_text_head + head for layer, head in model.alignment_head_pairs()],
-                time_shift=model.alignment_time_shift, items=items)
+            items.append(
+                dict(
+                    set=set_name,
+                    index=index,
+                    id=utt.id,
+                    speaker=utt.speaker,
+                    duration=len(samples) / 16000,
+                    reference=utt.words,
+                    scores=qk.to(torch.float16).numpy(),
+                    n_sot=len(tokenizer.sot_sequence),
+                    words=words,
+                    word_tokens=word_tokens,
+                    mel=mel[:, :n_frames].to(torch.float16).numpy(),
+                    enc=features[0, :n_positions].to(torch.float16).numpy(),
+                )
+            )
+    return dict(
+        model=name,
+        n_text_layer=dims.n_text_layer,
+        n_text_head=dims.n_text_head,
+        official=[layer * dims.n_text_head + head for layer, head in model.alignment_head_pairs()],
+        time_shift=model.alignment_time_shift,
+        items=items,
+    )
 
 
 def main() -> None:

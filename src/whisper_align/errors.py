@@ -56,3 +56,7 @@ class AlignmentHeadsError(WhisperAlignError, ValueError):
 
     Raised by :mod:`whisper_align.heads` (which re-exports it) and by ``Whisper.set_alignment_heads``.
     """
+
+
+class RefineError(WhisperAlignError, ValueError):
+    """Inputs or parameters of the boundary refinement that do not fit together (shape, kind, version)."""

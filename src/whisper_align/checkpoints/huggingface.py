@@ -433,9 +433,6 @@ def read(folder: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> 
     )
 
 
-# ---- writing -----------------------------------------------------------------------------------------------
-
-
 def _atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Run ``write`` on a temporary file beside ``target``, then rename it over ``target``."""
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -334,7 +334,6 @@ def cmd_find(args: argparse.Namespace) -> int:
     from ..checkpoints.tokenizers import get_tokenizer
     from ..errors import ManifestError
     from ..heads import discovery as D
-    from ..results.evaluation import format_table
     from ..results.manifest import load_manifest
 
     utterances = load_manifest(args.data, check_audio=True)[: args.limit]
@@ -387,20 +386,9 @@ def cmd_find(args: argparse.Namespace) -> int:
             f"(supervised: {json.dumps(supervised.pairs)})"
         )
     if labelled:
-        items = captures.items(config)
-        where = held_ids or train_ids
-        sets = {}
-        if supervised is not None:
-            sets["found (supervised)"] = captures.flat(supervised.mask)
-        if unsupervised is not None:
-            sets["found (unsupervised)"] = captures.flat(unsupervised.mask)
-        sets.update(D.reference_sets(captures, current))
-        metrics = D.compare_sets([i for i in items if i.id in set(where)], sets, config)
-        part = f"held-out part ({len(held_ids)} utterances)" if held_ids else "training utterances (nothing held out)"
-        print(f"\nword timing on the {part}, {args.mode} mode:")
-        print(format_table(metrics))
-        payload["comparison"] = {name: m.to_dict() for name, m in metrics.items()}
-        payload["heldout_ids"] = held_ids
+        payload.update(
+            _compare_found(captures, config, supervised, unsupervised, current, held_ids, train_ids, args.mode)
+        )
 
     if args.write:
         target = _write_found_heads(model, Path(args.model), found.pairs, found.time_shift)
@@ -411,6 +399,26 @@ def cmd_find(args: argparse.Namespace) -> int:
         D.write_json_atomic(args.json, payload)
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
+
+
+def _compare_found(captures, config, supervised, unsupervised, current, held_ids, train_ids, mode) -> dict:  # noqa: ANN001
+    """Word timing of the found sets against the reference ones, on the held-out part (or the training part)."""
+    from ..heads import discovery as D
+    from ..results.evaluation import format_table
+
+    items = captures.items(config)
+    where = held_ids or train_ids
+    sets = {}
+    if supervised is not None:
+        sets["found (supervised)"] = captures.flat(supervised.mask)
+    if unsupervised is not None:
+        sets["found (unsupervised)"] = captures.flat(unsupervised.mask)
+    sets.update(D.reference_sets(captures, current))
+    metrics = D.compare_sets([i for i in items if i.id in set(where)], sets, config)
+    part = f"held-out part ({len(held_ids)} utterances)" if held_ids else "training utterances (nothing held out)"
+    print(f"\nword timing on the {part}, {mode} mode:")
+    print(format_table(metrics))
+    return {"comparison": {name: m.to_dict() for name, m in metrics.items()}, "heldout_ids": held_ids}
 
 
 def _print_found(model_name: str, captures, found) -> None:  # noqa: ANN001

@@ -186,6 +186,9 @@ class BeamSearch:
         return out
 
 
+_Candidate = tuple[list[int], float, tuple[int, int]]  # (sequence, score, (tokens sampled, batch row))
+
+
 @dataclass
 class _Chosen:
     """The sequence chosen for one audio: its text tokens, their summed log-probability, each token's probability
@@ -363,14 +366,7 @@ class DecodingTask:
         if beam is not None:
             candidates = beam.finalize(tokens, sum_logprobs, n_steps)
         else:
-            padded = torch.cat([tokens, torch.full((batch, 1), eot, device=device)], dim=1).tolist()
-            candidates = []
-            for a in range(batch // self.n_group):
-                group = []
-                for r in range(a * self.n_group, (a + 1) * self.n_group):
-                    n_sampled = padded[r].index(eot, self.sample_begin) - self.sample_begin
-                    group.append((padded[r], float(sum_logprobs[r]), (n_sampled, r)))
-                candidates.append(group)
+            candidates = self._sampled_candidates(tokens, sum_logprobs)
 
         outputs = []
         for a, group in enumerate(candidates):
@@ -384,6 +380,21 @@ class DecodingTask:
                 attention = torch.cat([calls[s][chain[s]] for s in range(step + 1)], dim=1).cpu()
             outputs.append(_Chosen(seq, score, probs, attention, no_speech_probs[a * self.n_group]))
         return outputs
+
+    def _sampled_candidates(
+        self, tokens: Tensor, sum_logprobs: Tensor
+    ) -> list[list[tuple[list[int], float, tuple[int, int]]]]:
+        """Greedy or sampled rows as candidates (sequence, score, (tokens sampled, row)), grouped per audio."""
+        eot = self.tokenizer.eot
+        padded = torch.cat([tokens, torch.full((tokens.shape[0], 1), eot, device=tokens.device)], dim=1).tolist()
+        candidates = []
+        for a in range(tokens.shape[0] // self.n_group):
+            group = []
+            for r in range(a * self.n_group, (a + 1) * self.n_group):
+                n_sampled = padded[r].index(eot, self.sample_begin) - self.sample_begin
+                group.append((padded[r], float(sum_logprobs[r]), (n_sampled, r)))
+            candidates.append(group)
+        return candidates
 
     def _sample(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> tuple[Tensor, bool]:
         eot, t = self.tokenizer.eot, self.options.temperature

@@ -477,9 +477,6 @@ def _split_segments(
     return spans, single_timestamp_ending, seek
 
 
-# ---- output -----------------------------------------------------------------------------------------------------
-
-
 def _format_time(seconds: float) -> str:
     ms = round(seconds * 1000)
     hours, ms = divmod(ms, 3_600_000)
