@@ -16,14 +16,25 @@ import pytest
 
 import whisper_align.tasks.align as aligner
 from whisper_align import load_model
-from whisper_align.alignment.words import AlignmentConfig, WordTiming, merge_punctuations
+from whisper_align.alignment.words import (
+    AlignmentConfig,
+    WordTiming,
+    merge_punctuations,
+    widen_empty_words,
+)
 from whisper_align.checkpoints.tokenizers import get_tokenizer
 from whisper_align.cli import main
 from whisper_align.errors import TranscriptError
 from whisper_align.frontend.audio import N_SAMPLES, SAMPLE_RATE, load_audio
 from whisper_align.results.manifest import load_manifest
 from whisper_align.results.types import Result
-from whisper_align.tasks.align import LOW_CONFIDENCE_SCORE, align, align_long, clean_text, prepare_text
+from whisper_align.tasks.align import (
+    LOW_CONFIDENCE_SCORE,
+    align,
+    align_long,
+    clean_text,
+    prepare_text,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"
@@ -99,7 +110,7 @@ def test_window_hand_over_commits_each_word_once_whatever_the_punctuation(model,
     text = " ".join(f'Item {i} says "go (now)", then stops. Well, {i}!' for i in range(40))
     tokens = prepare_text(tokenizer, text)
 
-    def fake_window(model, tokenizer, chunk, tokens, config, probabilities, time_offset, merge=True):  # noqa: ANN001
+    def fake_window(model, tokenizer, chunk, tokens, config, probabilities, time_offset, merge=True):
         words, word_tokens = tokenizer.split_to_word_tokens(tokens)
         end = time_offset + len(chunk) / SAMPLE_RATE
         timings = [
@@ -182,6 +193,34 @@ def test_complete_clips_get_no_flag_and_no_zero_length_word(model):
         assert not any(w.past_end for w in result.words)
         assert all(w.end > w.start for w in result.words), u.id
         assert not result.low_confidence
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [(0.0, 1.0), (1.5, 1.5), (1.5, 2.0)],  # after a pause: takes the pause
+        [(0.0, 1.0), (1.0, 1.0), (1.0, 1.0), (1.0, 1.0), (1.0, 2.0)],  # a run, no pause: borrows
+        [(0.0, 0.05), (0.05, 0.05), (0.05, 0.06)],  # short neighbours keep their minimum
+        [(0.0, 0.0), (0.0, 1.0)],  # at the very start
+        [(0.0, 1.0), (3.0, 3.0)],  # at the very end
+    ],
+)
+def test_zero_length_words_are_widened_in_place_keeping_order(spans):
+    words = [WordTiming(f" w{i}", [i], a, b, 0.9) for i, (a, b) in enumerate(spans)]
+    lengths = [b - a for a, b in spans]
+    assert widen_empty_words(words, 0.04, 0.0, 3.0) == sum(x == 0 for x in lengths)
+    assert all(w.end > w.start for w in words)
+    times = [x for w in words for x in (w.start, w.end)]
+    assert times == sorted(times) and times[0] >= 0.0 and times[-1] <= 3.0
+    for w, before in zip(words, lengths):
+        if before > 0:  # a word that lent time keeps min_duration, or what it had if that was less
+            assert w.end - w.start >= min(before, 0.04) - 1e-9
+
+
+def test_words_past_the_end_are_not_widened():
+    words = [WordTiming(" a", [1], 0.0, 1.0, 0.9), WordTiming(" b", [2], 1.0, 1.0, 0.0, past_end=True)]
+    assert widen_empty_words(words, 0.04, 0.0, 1.0) == 0
+    assert (words[1].start, words[1].end) == (1.0, 1.0)
 
 
 # ---- 8. the transcript --------------------------------------------------------------------------------------

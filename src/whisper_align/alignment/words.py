@@ -347,36 +347,51 @@ def flag_past_end(
 
 
 def widen_empty_words(words: Sequence[WordTiming], min_duration: float, start: float, end: float) -> int:
-    """Give each zero-length word that is not ``past_end`` ``min_duration`` seconds, in place; returns how many.
+    """Give zero-length words that are not ``past_end`` ``min_duration`` seconds each, in place; returns how many.
 
-    DTW may pass a short word within one frame (" a" after a pause), which leaves it an empty interval that
-    subtitle and TextGrid tools cannot show. Such a word gets ``min_duration`` around where it sits: from the
-    silence next to it first, else from a neighbour longer than ``2 * min_duration`` (which keeps at least
-    ``min_duration``); all inside ``[start, end]``, order and monotonicity kept. Run it on the output words
-    (after :func:`merge_punctuations`: merged-away marks must not take time from their words).
+    DTW may pass a short word within one frame (" a" after a pause), or a few unclear ones together, which
+    leaves them empty intervals that subtitle and TextGrid tools cannot show. Each run of such words gets
+    ``min_duration`` per word around where it sits: from the silence next to it first, else from a neighbour
+    longer than ``2 * min_duration`` (which keeps at least ``min_duration``), shared evenly when there is less
+    room; all inside ``[start, end]``, order and monotonicity kept. Run it on the output words (after
+    :func:`merge_punctuations`: merged-away marks must not take time from their words).
     """
-    widened = 0
-    for k, word in enumerate(words):
-        if word.end > word.start or word.past_end:
+    widened, k = 0, 0
+    while k < len(words):
+        j = k
+        while j < len(words) and words[j].end <= words[j].start and not words[j].past_end:
+            j += 1
+        if j == k:
+            k += 1
             continue
-        prev = words[k - 1] if k > 0 else None
-        nxt = words[k + 1] if k + 1 < len(words) and not words[k + 1].past_end else None
-        lo = prev.end if prev else start
-        hi = nxt.start if nxt else (end if k + 1 == len(words) else word.end)
-        if hi - lo < min_duration and nxt:  # borrow from the next word's start ...
-            hi = max(hi, min(lo + min_duration, nxt.end - min_duration))
-        if hi - lo < min_duration and prev:  # ... or from the previous word's end
-            lo = min(lo, max(hi - min_duration, prev.start + min_duration))
-        if hi <= lo:
-            continue
-        word.start = float(np.clip(word.start - min_duration / 2, lo, max(lo, hi - min_duration)))
-        word.end = float(min(word.start + min_duration, hi))
-        if prev and prev.end > word.start:
-            prev.end = word.start
-        if nxt and nxt.start < word.end:
-            nxt.start = word.end
-        widened += 1
+        widened += _widen_run(words, k, j, min_duration, start, end)
+        k = j
     return widened
+
+
+def _widen_run(words: Sequence[WordTiming], k: int, j: int, min_duration: float, start: float, end: float) -> int:
+    """Spread the zero-length words ``words[k:j]`` over up to ``min_duration`` each (see widen_empty_words)."""
+    prev = words[k - 1] if k > 0 else None
+    nxt = words[j] if j < len(words) and not words[j].past_end else None
+    need = min_duration * (j - k)
+    lo = prev.end if prev else start
+    hi = nxt.start if nxt else (end if j == len(words) else words[k].end)
+    if hi - lo < need and nxt:  # borrow from the next word's start ...
+        hi = max(hi, min(lo + need, nxt.end - min_duration))
+    if hi - lo < need and prev:  # ... or from the previous word's end
+        lo = min(lo, max(hi - need, prev.start + min_duration))
+    if hi <= lo:
+        return 0
+    point = words[k].start
+    first = float(np.clip(point - need / 2, lo, max(lo, hi - need)))
+    step = min(need, hi - first) / (j - k)
+    for i in range(k, j):
+        words[i].start, words[i].end = first + (i - k) * step, first + (i - k + 1) * step
+    if prev and prev.end > first:
+        prev.end = first
+    if nxt and nxt.start < words[j - 1].end:
+        nxt.start = words[j - 1].end
+    return j - k
 
 
 def resolve_config(config: AlignmentConfig | None, model_time_shift: float) -> AlignmentConfig:

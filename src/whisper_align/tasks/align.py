@@ -64,9 +64,7 @@ def clean_text(text: object) -> str:
         hint = " (decode it first, e.g. data.decode('utf-8'))" if isinstance(text, (bytes, bytearray)) else ""
         raise TranscriptError(f"the transcript must be a str, got {type(text).__name__}{hint}")
     text = _ESCAPES.sub("", text)
-    kept = "".join(
-        c for c in text if c.isspace() or (unicodedata.category(c) != "Cc" and c != "\ufeff")
-    )
+    kept = "".join(c for c in text if c.isspace() or (unicodedata.category(c) != "Cc" and c != "\ufeff"))
     return " ".join(kept.split())
 
 
@@ -224,14 +222,34 @@ def group_starts(words: Sequence[str], word_tokens: Sequence[Sequence[int]], con
 
 
 def _words_for_window(
-    word_tokens: Sequence[Sequence[int]], n_chars: np.ndarray, done: int, budget: float, room: int
+    words: Sequence[str],
+    word_tokens: Sequence[Sequence[int]],
+    starts: np.ndarray,
+    done: int,
+    budget: float,
+    room: int,
+    last_window: bool,
 ) -> int:
-    """End (exclusive) of the run of words from ``done`` that fits ``budget`` characters and ``room`` tokens."""
+    """End (exclusive) of the run of words from ``done`` that fits ``budget`` characters (of the words'
+    texts) and ``room`` tokens, ended at a whole output word (``starts``, see :func:`group_starts`) except in
+    the last window, which must take every word left."""
     end, n_tok, chars = done, 0, 0.0
-    while end < len(word_tokens) and chars < budget and n_tok + len(word_tokens[end]) <= room:
+    while end < len(words) and chars < budget and n_tok + len(word_tokens[end]) <= room:
         n_tok += len(word_tokens[end])
-        chars += n_chars[end]
+        chars += len(words[end])
         end += 1
+    if end == done:
+        raise TranscriptError(
+            f"the word {words[done].strip()!r} has {len(word_tokens[done])} tokens, more than the decoder holds "
+            f"({room}); check the transcript"
+        )
+    if last_window and end < len(words):
+        raise TranscriptError(
+            f"{len(words) - end} words of the transcript are left over: the last window of audio (up to 30 s) "
+            f"holds {room} tokens; check that the text belongs to this audio"
+        )
+    if not last_window:
+        end = max((k for k in range(done + 1, end + 1) if starts[k]), default=end)
     return end
 
 
@@ -292,19 +310,8 @@ def align_long(
         start_sample = int(seek * SAMPLE_RATE)
         chunk = samples[start_sample : start_sample + N_SAMPLES]
         last_window = start_sample + N_SAMPLES >= len(samples)
-        end = _words_for_window(word_tokens, n_chars, done, np.inf if last_window else 1.5 * window_s * rate, room)
-        if end == done:
-            raise TranscriptError(
-                f"the word {words[done].strip()!r} has {len(word_tokens[done])} tokens, more than the decoder "
-                f"holds ({room}); check the transcript"
-            )
-        if not last_window:
-            end = max((k for k in range(done + 1, end + 1) if starts[k]), default=end)  # whole output words
-        elif end < len(words):
-            raise TranscriptError(
-                f"{len(words) - end} words of the transcript are left over for the last {len(chunk) / SAMPLE_RATE:.1f} s "
-                "of audio; check that the text belongs to this audio"
-            )
+        budget = np.inf if last_window else 1.5 * window_s * rate
+        end = _words_for_window(words, word_tokens, starts, done, budget, room, last_window)
         piece_tokens = [t for wt in word_tokens[done:end] for t in wt]
         if last_window:
             check_fits(len(piece_tokens), max(1, len(chunk) // N_SAMPLES_PER_TOKEN), model, tokenizer)
@@ -349,6 +356,7 @@ def make_result(
 ) -> Result:
     """Timed words -> an openai-style result with one segment (or none if nothing was aligned), with its
     :func:`alignment_score` when ``scored`` (the word probabilities were computed)."""
+
     def ms(x: float) -> float:  # rounded to the millisecond, never past the end of the audio
         return min(round(float(x), 3), duration)
 
