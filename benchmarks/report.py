@@ -359,6 +359,28 @@ def transcription_speed(data: Json, seconds_decimals: int = 1) -> str:
 # ---- GPU check (gpu_check.py) ------------------------------------------------------------------------------------
 
 
+def precision(data: Json) -> str:
+    """precision.json: the default boundaries and each refinement tried, per model, on timit-dev (speaker split,
+    pooled) and festival (held-out clips); mean boundary error = mean of the start and end MAE."""
+    sets = ("timit-dev", "festival")
+    header = ["model", "method", *(f"{s} mean ms" for s in sets), *(f"{s} median ms" for s in sets)]
+    header += [f"{s} ≤50 ms" for s in sets] + [f"{s} ≤100 ms" for s in sets]
+    rows = []
+    for model, methods in data["models"].items():
+        for method, by_set in methods.items():
+            if not all(s in by_set for s in sets):
+                continue
+            m = [by_set[s] for s in sets]
+            rows.append(
+                [model, method]
+                + [ms((x["start_mae_ms"] + x["end_mae_ms"]) / 2) for x in m]
+                + [ms(x["median_abs_ms"]) for x in m]
+                + [pct(x["within_50ms"]) for x in m]
+                + [pct(x["within_100ms"]) for x in m]
+            )
+    return markdown(header, rows, left=2)
+
+
 def gpu_check(data: Json) -> str:
     """gpu_check.json: word times and text on the GPU against the CPU, and the heads buffer's moves."""
     rows = [
@@ -405,6 +427,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "transcription_speed": transcription_speed,
     "transcription_speed_cuda": lambda data: transcription_speed(data, seconds_decimals=2),
     "gpu_check": gpu_check,
+    "precision": precision,
 }
 
 
