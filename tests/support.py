@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+
+from whisper_align.model.whisper import ModelDimensions, Whisper
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -20,3 +23,28 @@ TIMIT = TIMIT_DIR / "manifest.jsonl"
 FESTIVAL = EVAL / "festival" / "manifest.jsonl"
 
 needs_eval = pytest.mark.skipif(not TIMIT.is_file(), reason=f"the evaluation data is not at {EVAL}")
+
+# A small random-weight Whisper for unit tests (tests/test_model.py, tests/test_quantize.py).
+DIMS = ModelDimensions(
+    n_mels=8,
+    n_audio_ctx=10,
+    n_audio_state=32,
+    n_audio_head=4,
+    n_audio_layer=2,
+    n_vocab=60,
+    n_text_ctx=16,
+    n_text_state=32,
+    n_text_head=4,
+    n_text_layer=4,
+)
+
+
+def make_model(seed: int = 0) -> Whisper:
+    torch.manual_seed(seed)
+    model = Whisper(DIMS).eval()
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_(std=0.1)  # created empty, as in openai-whisper
+        for name, p in model.named_parameters():  # LayerNorms start at 1/0; randomise them so every weight matters
+            if "ln" in name:
+                p.add_(torch.randn_like(p) * 0.1)
+    return model

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
+import support
 from whisper_align.alignment.words import AlignmentConfig
-from whisper_align.checkpoints import load_model, save_model
+from whisper_align.checkpoints import save_model
 from whisper_align.checkpoints.tokenizers import get_tokenizer
 from whisper_align.cli import main
 from whisper_align.errors import AudioError, TranscriptError
@@ -23,15 +24,15 @@ from whisper_align.tasks.align import Piece, align, prepare_text, run_pieces, wi
 from whisper_align.tasks.corpus import align_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
-TIMIT = ROOT.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
+TIMIT = support.TIMIT
 DEMO = ROOT / "samples" / "demo.wav"
 needs_eval = pytest.mark.skipif(not TIMIT.is_file(), reason="../shared/eval is not here")
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_model("tiny.en")
+def model(tiny_en):
+    return tiny_en
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+import support
 from whisper_align.errors import AudioError
 from whisper_align.frontend import audio as A
 
 REPO = Path(__file__).resolve().parents[1]
-TIMIT = REPO.parent / "shared" / "eval" / "timit-dev" / "audio"
+TIMIT = support.TIMIT_DIR / "audio"
 
 
 def timit_files(n: int) -> list[Path]:

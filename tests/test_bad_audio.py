@@ -342,8 +342,8 @@ def only_silence(folder: Path, demo: np.ndarray) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model() -> Whisper:
-    return wa.load_model("tiny.en")
+def model(tiny_en: Whisper) -> Whisper:
+    return tiny_en
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 import torch
 
+import support
 from whisper_align import load_model, save_model
 from whisper_align.checkpoints import ctranslate2, ctranslate2_bin, names, openai
 from whisper_align.errors import ModelLoadError
 from whisper_align.heads import ALIGNMENT_HEADS
 from whisper_align.model.whisper import ModelDimensions, Whisper
 
-EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
+EVAL = support.TIMIT_DIR
 
 SMALL = ModelDimensions(
     n_mels=8, n_audio_ctx=6, n_audio_state=16, n_audio_head=2, n_audio_layer=2,

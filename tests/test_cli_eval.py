@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import support
 from whisper_align.checkpoints import save_model
 from whisper_align.cli import main
 from whisper_align.model.whisper import ModelDimensions, Whisper
@@ -18,7 +19,7 @@ SMALL = ModelDimensions(
     n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
     n_vocab=51864, n_text_ctx=64, n_text_state=16, n_text_head=4, n_text_layer=2,
 )  # fmt: skip
-TIMIT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
+TIMIT = support.TIMIT
 COLUMNS = [
     "utts",
     "ref words",

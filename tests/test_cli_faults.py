@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 import torch
 
+import support
 import whisper_align.cli.align as cli_align
 from whisper_align.checkpoints import save_model
 from whisper_align.cli import main
 from whisper_align.model.whisper import ModelDimensions, Whisper
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMIT = ROOT.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
+TIMIT = support.TIMIT
 DEMO = ROOT / "samples" / "demo.wav"
 SMALL = ModelDimensions(
     n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
 import torch
 
+import support
 from whisper_align.model.whisper import ModelDimensions, Whisper
 from whisper_align.tasks.decoding import DecodingError, DecodingOptions, compression_ratio, decode, detect_language
 from whisper_align.tasks.decoding_rules import ApplyTimestampRules, SuppressBlank, SuppressTokens, suppressed_tokens
 
-EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
+EVAL = support.TIMIT_DIR
 CLIP = EVAL / "audio" / "dr1-fvmh0" / "sa2.wav"  # "Don't ask me to carry an oily rag like that."
 
 
@@ -242,13 +242,6 @@ def test_english_only_model_has_no_language_detection(random_model):
 
 
 # ---- real weights ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def tiny_en():
-    from whisper_align.checkpoints import load_model
-
-    return load_model("tiny.en")
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import support
 from whisper_align.alignment.attention import alignment_matrix
 from whisper_align.alignment.words import AlignmentConfig
 from whisper_align.checkpoints import load_model, save_model
@@ -35,7 +36,7 @@ from whisper_align.model.whisper import ModelDimensions, Whisper
 from whisper_align.results.manifest import load_manifest
 
 CONFIG = AlignmentConfig()
-TIMIT = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "timit-dev" / "manifest.jsonl"
+TIMIT = support.TIMIT
 
 
 # ---- synthetic heads -------------------------------------------------------------------------------------------
@@ -357,14 +358,6 @@ def test_cli_find_write_needs_a_path_and_data_must_exist(tmp_path: Path, capsys)
 # ---- real weights ----------------------------------------------------------------------------------------------
 
 needs_timit = pytest.mark.skipif(not TIMIT.is_file(), reason="the timit-dev eval set is not at ../shared/eval")
-
-
-@pytest.fixture(scope="module")
-def tiny_en() -> Whisper:
-    try:
-        return load_model("tiny.en")
-    except Exception as error:  # noqa: BLE001 - no bundled weights here
-        pytest.skip(f"tiny.en is not available offline: {error}")
 
 
 @pytest.fixture(scope="module")

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
+import support
 from whisper_align.errors import ManifestError
 from whisper_align.results import evaluation
 from whisper_align.results.evaluation import as_timed_words, format_table, match_words, normalize_words, score
 from whisper_align.results.manifest import load_manifest
 from whisper_align.results.types import Result, Segment, Word
 
-EVAL_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval"
+EVAL_DIR = support.EVAL
 
 approx = lambda x: pytest.approx(x, abs=1e-9)  # noqa: E731  (exact up to float rounding)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import support
 import whisper_align.tasks.align as aligner
-from whisper_align import load_model
 from whisper_align.alignment.words import (
     AlignmentConfig,
     WordTiming,
@@ -37,7 +37,7 @@ from whisper_align.tasks.align import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-EVAL = ROOT.parent / "shared" / "eval"
+EVAL = support.EVAL
 TIMIT = EVAL / "timit-dev" / "manifest.jsonl"
 FESTIVAL = EVAL / "festival" / "manifest.jsonl"
 DEMO = ROOT / "samples" / "demo.wav"
@@ -46,8 +46,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def model():
-    return load_model("tiny.en")
+def model(tiny_en):
+    return tiny_en
 
 
 @pytest.fixture(scope="module")

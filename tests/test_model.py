@@ -16,32 +16,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from support import DIMS, make_model
 from whisper_align.heads import AlignmentHeadsError
-from whisper_align.model.whisper import KVCache, ModelDimensions, Whisper
-
-DIMS = ModelDimensions(
-    n_mels=8,
-    n_audio_ctx=10,
-    n_audio_state=32,
-    n_audio_head=4,
-    n_audio_layer=2,
-    n_vocab=60,
-    n_text_ctx=16,
-    n_text_state=32,
-    n_text_head=4,
-    n_text_layer=4,
-)
-
-
-def make_model(seed: int = 0) -> Whisper:
-    torch.manual_seed(seed)
-    model = Whisper(DIMS).eval()
-    with torch.no_grad():
-        model.decoder.positional_embedding.normal_(std=0.1)  # created empty, as in openai-whisper
-        for name, p in model.named_parameters():  # LayerNorms start at 1/0; randomise them so every weight matters
-            if "ln" in name:
-                p.add_(torch.randn_like(p) * 0.1)
-    return model
+from whisper_align.model.whisper import KVCache, Whisper
 
 
 def dense(model: Whisper) -> torch.Tensor:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from test_model import DIMS, make_model
+from support import DIMS, make_model
 from whisper_align.checkpoints import save_model
 from whisper_align.model.int8 import Int8Linear, QuantizationError, is_quantized, quantize_int8
 from whisper_align.model.layers import Linear

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import support
 from whisper_align.checkpoints import tokenizers
 from whisper_align.checkpoints.tokenizers import bundled_tokenizer_file, get_tokenizer
 from whisper_align.errors import ModelLoadError, TranscriptError
@@ -19,7 +20,7 @@ from whisper_align.model.whisper import ModelDimensions, Whisper
 whisper_tokenizer = pytest.importorskip("whisper.tokenizer")
 
 KINDS = [(False, 99), (True, 99), (True, 100)]  # English-only, multilingual, large-v3's 100 languages
-EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval"
+EVAL = support.EVAL
 
 
 def bundled(multilingual: bool) -> Path:

@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import support
 from whisper_align.alignment.words import AlignmentConfig
 from whisper_align.errors import TranscriptError
 from whisper_align.frontend.audio import SAMPLE_RATE, load_audio
 from whisper_align.tasks.decoding import DecodingError
 
-EVAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "eval" / "timit-dev"
+EVAL = support.TIMIT_DIR
 CLIPS = ["dr1-fvmh0/sa2.wav", "dr1-mcpm0/sa1.wav"]  # clean at temperature 0 with tiny.en
 CONFORMANCE = AlignmentConfig(mode="conformance")
 
