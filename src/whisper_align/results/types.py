@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import formats
+
 
 @dataclass
 class Word:
@@ -163,18 +165,14 @@ class Result:
         )
 
     def render(self, fmt: str, **options: Any) -> str:
-        """The result as text in one of the formats of :mod:`whisper_align.results.writers` (``"srt"``, ``"vtt"``,
+        """The result as text in one of the formats of :mod:`whisper_align.results.formats` (``"srt"``, ``"vtt"``,
         ``"json"``, ``"textgrid"``, ``"tsv"``, ``"txt"``); ``options`` go to that writer."""
-        from .writers import render
-
-        return render(self, fmt, **options)
+        return formats.render(self, fmt, **options)
 
     def write(self, path_or_fmt: str | os.PathLike[str], **options: Any) -> str:
         """Write the result to a file whose extension picks the format (.json .srt .vtt .TextGrid .tsv .txt),
         atomically, and return the text written. A bare format name (``"srt"``) writes nothing and just returns
         the text, like :meth:`render`."""
-        from .writers import FORMATS, render, write_result
-
-        if isinstance(path_or_fmt, str) and path_or_fmt.lower() in FORMATS:
-            return render(self, path_or_fmt, **options)
-        return write_result(self, path_or_fmt, **options)
+        if isinstance(path_or_fmt, str) and path_or_fmt.lower() in formats.FORMATS:
+            return formats.render(self, path_or_fmt, **options)
+        return formats.write_result(self, path_or_fmt, **options)

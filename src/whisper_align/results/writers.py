@@ -1,4 +1,5 @@
-"""Writing a :class:`~whisper_align.results.types.Result` as JSON, SRT, WebVTT, Praat TextGrid, TSV or plain text.
+"""Writing a :class:`~whisper_align.results.types.Result` — or an openai-style result dict — as JSON, SRT, WebVTT,
+Praat TextGrid, TSV or plain text.
 
 JSON, SRT, VTT, TSV and TXT match openai-whisper's ``whisper.utils`` writers byte for byte on the same result
 (including how subtitles are cut into lines and cues by ``max_line_width`` / ``max_line_count`` /
@@ -8,316 +9,46 @@ tile ``[0, duration]``; the silences between words are empty intervals.
 
 Each ``write_<format>(result, file, **options)`` writes to an open text file. :func:`render` returns the text and
 :func:`write_result` writes a path (format from its extension) atomically: a temporary file in the same folder,
-then ``os.replace``, so a reader never sees half a file.
+then ``os.replace``, so a reader never sees half a file. The formats themselves live in
+:mod:`whisper_align.results.formats`, which ``Result.render`` / ``Result.write`` use; this module first turns a
+dict into a result.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import functools
 import os
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from ..errors import OutputFormatError
+from . import formats
+from .formats import Writer, format_for_path, format_timestamp, subtitle_cues
 from .types import Result
 
 ResultLike = Result | Mapping[str, Any]
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# timestamps
+def _as_result(result: ResultLike) -> Result:
+    return result if isinstance(result, Result) else Result.from_dict(result)
 
 
-def format_timestamp(seconds: float, always_include_hours: bool = False, decimal_marker: str = ".") -> str:
-    """``[HH:]MM:SS.mmm`` as openai-whisper prints it (hours only when non-zero unless asked; SRT uses ``,``)."""
-    total_ms = round(seconds * 1000.0)
-    if total_ms < 0:
-        raise ValueError(f"cannot format a negative timestamp ({seconds} s); word and segment times must be >= 0")
-    hours, rest = divmod(total_ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1_000)
-    hours_part = f"{hours:02d}:" if always_include_hours or hours > 0 else ""
-    return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
+def _taking_dicts(write: Writer) -> Writer:
+    """The writer ``write``, taking an openai-style dict as well as a result."""
+
+    @functools.wraps(write)
+    def writer(result: ResultLike, file: TextIO, **options: Any) -> None:
+        write(_as_result(result), file, **options)
+
+    return writer
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# plain writers
-
-
-def write_json(
-    result: ResultLike, file: TextIO, *, indent: int | None = None, ensure_ascii: bool = True, **options: Any
-) -> None:
-    """openai-whisper's result dict as JSON (``indent`` pretty-prints)."""
-    _check_options(options)
-    json.dump(_as_result(result).to_dict(), file, indent=indent, ensure_ascii=ensure_ascii)
-
-
-def write_txt(result: ResultLike, file: TextIO, **options: Any) -> None:
-    """One line per segment: its text without surrounding spaces."""
-    _check_options(options)
-    for segment in _as_result(result).segments:
-        file.write(segment.text.strip() + "\n")
-
-
-def write_tsv(result: ResultLike, file: TextIO, *, word_level: bool = False, **options: Any) -> None:
-    """``start<TAB>end<TAB>text`` rows with integer milliseconds, after a header row. One row per segment as
-    openai-whisper writes, or one per word with ``word_level=True``."""
-    _check_options(options)
-    res = _as_result(result)
-    rows = (
-        [(w.start, w.end, w.word) for w in res.words]
-        if word_level
-        else [(s.start, s.end, s.text) for s in res.segments]
-    )
-    file.write("start\tend\ttext\n")
-    for start, end, text in rows:
-        file.write(f"{round(1000 * start)}\t{round(1000 * end)}\t{text.strip().replace(chr(9), ' ')}\n")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# subtitles
-
-
-def write_srt(
-    result: ResultLike,
-    file: TextIO,
-    *,
-    max_line_width: int | None = None,
-    max_line_count: int | None = None,
-    max_words_per_line: int | None = None,
-    highlight_words: bool = False,
-    **options: Any,
-) -> None:
-    """SubRip: numbered cues ``HH:MM:SS,mmm --> HH:MM:SS,mmm``. See :func:`subtitle_cues` for the options."""
-    _check_options(options)
-    cues = subtitle_cues(
-        _as_result(result),
-        always_include_hours=True,
-        decimal_marker=",",
-        max_line_width=max_line_width,
-        max_line_count=max_line_count,
-        max_words_per_line=max_words_per_line,
-        highlight_words=highlight_words,
-    )
-    for number, (start, end, text) in enumerate(cues, start=1):
-        file.write(f"{number}\n{start} --> {end}\n{text}\n\n")
-
-
-def write_vtt(
-    result: ResultLike,
-    file: TextIO,
-    *,
-    max_line_width: int | None = None,
-    max_line_count: int | None = None,
-    max_words_per_line: int | None = None,
-    highlight_words: bool = False,
-    **options: Any,
-) -> None:
-    """WebVTT: a ``WEBVTT`` header then cues ``[HH:]MM:SS.mmm --> ...``. See :func:`subtitle_cues`."""
-    _check_options(options)
-    file.write("WEBVTT\n\n")
-    cues = subtitle_cues(
-        _as_result(result),
-        always_include_hours=False,
-        decimal_marker=".",
-        max_line_width=max_line_width,
-        max_line_count=max_line_count,
-        max_words_per_line=max_words_per_line,
-        highlight_words=highlight_words,
-    )
-    for start, end, text in cues:
-        file.write(f"{start} --> {end}\n{text}\n\n")
-
-
-def subtitle_cues(
-    result: Result,
-    *,
-    always_include_hours: bool,
-    decimal_marker: str,
-    max_line_width: int | None = None,
-    max_line_count: int | None = None,
-    max_words_per_line: int | None = None,
-    highlight_words: bool = False,
-) -> Iterator[tuple[str, str, str]]:
-    """(start, end, text) of each subtitle cue, following openai-whisper's ``SubtitlesWriter``.
-
-    Without word timestamps each segment is one cue spanning the segment. With them, a cue spans its first word's
-    start to its last word's end, and:
-
-    - by default each segment is one cue; ``max_words_per_line`` cuts a segment into cues of that many words;
-      ``max_line_width`` (characters) wraps a cue's text onto new lines;
-    - with both ``max_line_width`` and ``max_line_count``, cues ignore segment boundaries: words flow into lines of
-      at most that width, a cue holds at most that many lines, and a pause over 3 s starts a new cue;
-    - ``highlight_words`` repeats each cue once per word with that word in ``<u>...</u>``, timed to the word (and
-      the un-highlighted cue fills any gap between words).
-    """
-
-    def stamp(seconds: float) -> str:
-        return format_timestamp(seconds, always_include_hours, decimal_marker)
-
-    if not result.has_words:
-        for segment in result.segments:
-            yield stamp(segment.start), stamp(segment.end), segment.text.strip().replace("-->", "->")
-        return
-
-    for cue in _word_cues(result, max_line_width, max_line_count, max_words_per_line):
-        cue_text = "".join(text for text, _, _ in cue)
-        if not highlight_words:
-            yield stamp(cue[0][1]), stamp(cue[-1][2]), cue_text
-            continue
-        previous_end = stamp(cue[0][1])
-        for index, (_, start, end) in enumerate(cue):
-            start_stamp, end_stamp = stamp(start), stamp(end)
-            if start_stamp != previous_end:
-                yield previous_end, start_stamp, cue_text
-            yield (
-                start_stamp,
-                end_stamp,
-                "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue)),
-            )
-            previous_end = end_stamp
-
-
-def _underline(text: str) -> str:
-    body = text.lstrip()
-    return text[: len(text) - len(body)] + f"<u>{body}</u>"
-
-
-def _word_cues(
-    result: Result, max_line_width: int | None, max_line_count: int | None, max_words_per_line: int | None
-) -> list[list[tuple[str, float, float]]]:
-    """Group the words into cues of ``(text, start, end)``; a text starting with ``\\n`` begins a new line."""
-    keep_segments = max_line_count is None or max_line_width is None
-    width = max_line_width or 1000
-    words_per_chunk = max_words_per_line or 1000
-
-    cues: list[list[tuple[str, float, float]]] = []
-    cue: list[tuple[str, float, float]] = []
-    line_len, line_count = 0, 1
-    last_start = result.words[0].start  # callers only come here when there are words
-    for segment in result.segments:
-        for chunk_start in range(0, len(segment.words), words_per_chunk):
-            chunk = segment.words[chunk_start : chunk_start + words_per_chunk]
-            for position, word in enumerate(chunk):
-                text = word.word
-                long_pause = not keep_segments and word.start - last_start > 3.0
-                fits = line_len + len(text) <= width
-                starts_chunk = position == 0 and bool(cue) and keep_segments
-                if line_len > 0 and fits and not long_pause and not starts_chunk:
-                    line_len += len(text)  # same line
-                else:
-                    text = text.strip()
-                    new_cue = bool(cue) and max_line_count is not None and (long_pause or line_count >= max_line_count)
-                    if new_cue or starts_chunk:
-                        cues.append(cue)
-                        cue, line_count = [], 1
-                    elif line_len > 0:
-                        line_count += 1
-                        text = "\n" + text
-                    line_len = len(text.strip())
-                cue.append((text, word.start, word.end))
-                last_start = word.start
-    if cue:
-        cues.append(cue)
-    return cues
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Praat TextGrid
-
-_MIN_INTERVAL = 0.001  # Praat needs positive-length intervals; a zero-length word is widened to 1 ms
-
-
-def write_textgrid(
-    result: ResultLike, file: TextIO, *, duration: float | None = None, segments_tier: bool = True, **options: Any
-) -> None:
-    """Praat TextGrid (long text format) with a ``words`` tier and, unless ``segments_tier=False``, a
-    ``segments`` tier.
-
-    Intervals tile ``[0, xmax]``: gaps between words become empty intervals. ``xmax`` is ``duration`` (pass the
-    audio's length) or, if that is shorter or not given, the last word/segment end. Times are written to the
-    microsecond. Since an IntervalTier cannot overlap, a word starting before the previous one ends is clipped to
-    start at that end, and a word left with no length is widened to 1 ms (pushing later words if needed).
-    """
-    _check_options(options)
-    res = _as_result(result)
-    tiers = {"words": _tier_intervals([(w.word.strip(), w.start, w.end) for w in res.words])}
-    if segments_tier:
-        tiers["segments"] = _tier_intervals([(s.text.strip(), s.start, s.end) for s in res.segments])
-    if duration is None:
-        duration = res.duration
-    xmax = max([_us(duration or 0.0)] + [intervals[-1][1] for intervals in tiers.values() if intervals])
-    if xmax <= 0:
-        xmax = _MIN_INTERVAL  # an empty result still needs a valid grid
-    for intervals in tiers.values():
-        end = intervals[-1][1] if intervals else 0.0
-        if end < xmax:
-            intervals.append((end, xmax, ""))
-
-    lines = [
-        'File type = "ooTextFile"',
-        'Object class = "TextGrid"',
-        "",
-        "xmin = 0 ",
-        f"xmax = {_num(xmax)} ",
-        "tiers? <exists> ",
-        f"size = {len(tiers)} ",
-        "item []: ",
-    ]
-    for tier_number, (name, intervals) in enumerate(tiers.items(), start=1):
-        lines += [
-            f"    item [{tier_number}]:",
-            '        class = "IntervalTier" ',
-            f"        name = {_quote(name)} ",
-            "        xmin = 0 ",
-            f"        xmax = {_num(xmax)} ",
-            f"        intervals: size = {len(intervals)} ",
-        ]
-        for number, (start, end, text) in enumerate(intervals, start=1):
-            lines += [
-                f"        intervals [{number}]:",
-                f"            xmin = {_num(start)} ",
-                f"            xmax = {_num(end)} ",
-                f"            text = {_quote(text)} ",
-            ]
-    file.write("\n".join(lines) + "\n")
-
-
-def _tier_intervals(spans: list[tuple[str, float, float]]) -> list[tuple[float, float, str]]:
-    """Non-overlapping positive-length intervals from ``spans``, with empty intervals in the gaps, from 0 to the
-    last span's end (times rounded to the microsecond so that the written numbers meet exactly)."""
-    intervals: list[tuple[float, float, str]] = []
-    cursor = 0.0
-    for text, start, end in spans:
-        start = max(_us(start), cursor)
-        end = max(_us(end), _us(start + _MIN_INTERVAL))
-        if start > cursor:
-            intervals.append((cursor, start, ""))
-        intervals.append((start, end, text))
-        cursor = end
-    return intervals
-
-
-def _us(seconds: float) -> float:
-    return round(float(seconds), 6)
-
-
-def _num(seconds: float) -> str:
-    text = f"{seconds:.6f}".rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace('"', '""') + '"'
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# dispatch
-
-Writer = Callable[..., None]
+write_json = _taking_dicts(formats.write_json)
+write_txt = _taking_dicts(formats.write_txt)
+write_tsv = _taking_dicts(formats.write_tsv)
+write_srt = _taking_dicts(formats.write_srt)
+write_vtt = _taking_dicts(formats.write_vtt)
+write_textgrid = _taking_dicts(formats.write_textgrid)
 
 FORMATS: dict[str, Writer] = {
     "json": write_json,
@@ -328,80 +59,38 @@ FORMATS: dict[str, Writer] = {
     "txt": write_txt,
 }
 
-# Every writer accepts (and ignores) the options of the others, so one option set can serve several formats.
-_ALL_OPTIONS = frozenset(
-    {
-        "indent",
-        "ensure_ascii",
-        "word_level",
-        "max_line_width",
-        "max_line_count",
-        "max_words_per_line",
-        "highlight_words",
-        "duration",
-        "segments_tier",
-    }
-)
-
-
-def _check_options(options: Mapping[str, Any]) -> None:
-    unknown = sorted(set(options) - _ALL_OPTIONS)
-    if unknown:
-        raise OutputFormatError(f"unknown writer option(s) {unknown}; known options: {sorted(_ALL_OPTIONS)}")
-
-
-def _as_result(result: ResultLike) -> Result:
-    return result if isinstance(result, Result) else Result.from_dict(result)
-
 
 def get_writer(fmt: str) -> Writer:
     """The writer function for a format name (``json srt vtt textgrid tsv txt``, any case)."""
-    try:
-        return FORMATS[fmt.lower().lstrip(".")]
-    except KeyError:
-        raise OutputFormatError(f"unknown output format {fmt!r}; choose one of {sorted(FORMATS)}") from None
-
-
-def format_for_path(path: str | os.PathLike[str]) -> str:
-    """The format name that a path's extension selects (``talk.TextGrid`` -> ``"textgrid"``)."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix not in FORMATS:
-        raise OutputFormatError(
-            f"cannot tell the output format of {os.fspath(path)!r} from its extension; "
-            f"use one of {', '.join('.' + name if name != 'textgrid' else '.TextGrid' for name in FORMATS)}"
-        )
-    return suffix
+    formats.get_writer(fmt)  # the same check, the same error for an unknown name
+    return FORMATS[fmt.lower().lstrip(".")]
 
 
 def render(result: ResultLike, fmt: str, **options: Any) -> str:
-    """The result as text in format ``fmt``."""
-    buffer = io.StringIO()
-    get_writer(fmt)(_as_result(result), buffer, **options)
-    return buffer.getvalue()
+    """The result (or an openai-style dict) as text in format ``fmt``."""
+    return formats.render(_as_result(result), fmt, **options)
 
 
 def write_result(result: ResultLike, path: str | os.PathLike[str], **options: Any) -> str:
-    """Write ``result`` to ``path`` in the format its extension names, atomically, and return the text written.
+    """Write ``result`` to ``path`` in the format its extension names, atomically, and return the text written;
+    an existing file keeps its permissions (see :func:`whisper_align.results.formats.write_result`)."""
+    return formats.write_result(_as_result(result), path, **options)
 
-    The text goes to a temporary file in the same folder, which then replaces ``path`` in one step; an existing
-    file keeps its permissions.
-    """
-    path = Path(path)
-    text = render(result, format_for_path(path), **options)
-    folder = path.parent
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot write {os.fspath(path)!r}: folder {os.fspath(folder)!r} does not exist")
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    return text
+
+__all__ = [
+    "FORMATS",
+    "OutputFormatError",
+    "ResultLike",
+    "format_for_path",
+    "format_timestamp",
+    "get_writer",
+    "render",
+    "subtitle_cues",
+    "write_json",
+    "write_result",
+    "write_srt",
+    "write_textgrid",
+    "write_tsv",
+    "write_txt",
+    "write_vtt",
+]

@@ -17,9 +17,17 @@ Where capture is impossible (a window whose decoding filled the whole text conte
 ``[sot sequence, <|notimestamps|>, text, EOT]`` is run for that window, as openai-whisper always does; the result's
 ``second_pass_windows`` counts such windows and a warning says so.
 
-Windows: where the next window starts after one that ends mid-segment. openai-whisper, with word timestamps, starts
-it at the last word's end (``seek_to_last_word=True``); without them, at the last timestamp token (``False``). The
-default (None) follows the word rules: True in conformance mode, which reproduces openai-whisper; False in the
+Options, beyond openai-whisper's: ``verbose`` None prints nothing, True prints each segment, False shows a
+progress bar (in audio seconds); ``progress`` overrides whether the bar is shown. ``word_timestamps`` adds
+``words`` to every segment, from the captured attention (``word_alignment="captured"``) or, like openai-whisper,
+from a separate decoder pass per window (``"second_pass"``). ``alignment_config`` picks the word rules: by default
+the aligner's default mode; ``AlignmentConfig(mode="conformance")`` gives openai-whisper's. Further
+``decode_options`` (``patience``, ``length_penalty``, ``suppress_tokens``, ``suppress_blank``, ``fp16``,
+``sample_len``, ``max_initial_timestamp``, ``prefix``...) go to :class:`DecodingOptions`.
+
+Windows (``seek_to_last_word``): where the next window starts after one that ends mid-segment. openai-whisper,
+with word timestamps, starts it at the last word's end (``seek_to_last_word=True``); without them, at the last
+timestamp token (``False``). The default (None) follows the word rules: True in conformance mode, which reproduces openai-whisper; False in the
 default mode, whose word times are not openai's, so its word-end rule would not give openai's windows anyway. With
 False, asking for word timestamps does not move any window: no extra windows are decoded (openai's rule adds one or
 two per few minutes of audio) and the text is that of a run without word timestamps, except where word times empty
@@ -96,17 +104,8 @@ def transcribe(
     best_of: int | None = None,
     **decode_options: Any,
 ) -> Transcription:
-    """Transcribe ``audio`` (a path, or 16 kHz mono samples) with ``model``; openai-whisper's options and result.
-
-    ``verbose``: None prints nothing, True prints each segment, False shows a progress bar (in audio seconds);
-    ``progress`` overrides whether the bar is shown. ``word_timestamps`` adds ``words`` to every segment, from
-    the captured attention (``word_alignment="captured"``) or, like openai-whisper, from a separate decoder pass
-    per window (``"second_pass"``). ``alignment_config`` picks the word rules: by default the aligner's default
-    mode; ``AlignmentConfig(mode="conformance")`` gives openai-whisper's. Further ``decode_options``
-    (``patience``, ``length_penalty``, ``suppress_tokens``, ``suppress_blank``, ``fp16``, ``sample_len``,
-    ``max_initial_timestamp``, ``prefix``...) go to :class:`DecodingOptions`.
-    ``seek_to_last_word``: see the module's docstring ("Windows").
-    """
+    """Transcribe ``audio`` (a path, or 16 kHz mono samples) with ``model``; openai-whisper's options and result
+    (the options are described in the module's docstring, "Options")."""
     _check_options(word_alignment, task)
     temperatures = _temperatures(temperature)
     language = _language_code(language, model) if language is not None else None
