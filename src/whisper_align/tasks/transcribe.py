@@ -27,11 +27,11 @@ the aligner's default mode; ``AlignmentConfig(mode="conformance")`` gives openai
 
 Windows (``seek_to_last_word``): where the next window starts after one that ends mid-segment. openai-whisper,
 with word timestamps, starts it at the last word's end (``seek_to_last_word=True``); without them, at the last
-timestamp token (``False``). The default (None) follows the word rules: True in conformance mode, which reproduces openai-whisper; False in the
-default mode, whose word times are not openai's, so its word-end rule would not give openai's windows anyway. With
-False, asking for word timestamps does not move any window: no extra windows are decoded (openai's rule adds one or
-two per few minutes of audio) and the text is that of a run without word timestamps, except where word times empty
-a segment, which then leaves the next window's prompt.
+timestamp token (``False``). The default (None) follows the word rules: True in conformance mode, which
+reproduces openai-whisper; False in the default mode, whose word times are not openai's, so its word-end rule
+would not give openai's windows anyway. With False, asking for word timestamps does not move any window: no extra
+windows are decoded (openai's rule adds one or two per few minutes of audio) and the text is that of a run without
+word timestamps, except where word times empty a segment, which then leaves the next window's prompt.
 
 The loop itself is small: a :class:`_State` says where the next window starts and holds the text so far, and
 :func:`_transcribe_window` decodes one window and moves the state past it.
