@@ -4,20 +4,13 @@ A CTranslate2 model is a folder: ``model.bin`` (the weights; possibly split into
 ``model.bin.part2``, ... that concatenate to one file), ``config.json`` (``alignment_heads`` as [layer, head]
 pairs, token ids for decoding) and usually ``tokenizer.json``.
 
-``model.bin`` is little-endian::
-
-    u32 version (6) | string spec name ("WhisperSpec") | u32 spec revision | u32 variable count
-    per variable: string name | u8 rank | u32 dim × rank | u8 dtype | u32 byte count | data
-    u32 alias count | (string alias, string target) × count
-    string = u16 length including a trailing NUL | UTF-8 bytes | NUL
-
-dtype codes: 0 float32, 1 int8, 2 int16, 3 int32, 4 float16, 5 bfloat16. Scalars (rank 0) hold settings such as
-``encoder/num_heads``. Quantized weights carry ``<name>_scale``: int8 rows were stored as
-``round(w · 127 / max|row|)`` with that per-row factor as the scale, int16 with one scalar scale; both read back as
-``w = q / scale``. Self-attention q, k, v projections are fused into one ``linear_0``, the cross-attention's k, v
-into ``linear_1`` (its query is ``linear_0``, output ``linear_2``); Whisper's key projections have no bias, so
-the fused biases hold zeros there. The output projection ``decoder/projection/weight`` is an alias of the token
-embedding.
+``model.bin`` holds named tensors and aliases (its binary layout: :mod:`.ctranslate2_bin`); this module maps
+those names to openai-whisper's state dict and back. Quantized weights carry ``<name>_scale``: int8 rows were
+stored as ``round(w · 127 / max|row|)`` with that per-row factor as the scale, int16 with one scalar scale; both
+read back as ``w = q / scale``. Self-attention q, k, v projections are fused into one ``linear_0``, the
+cross-attention's k, v into ``linear_1`` (its query is ``linear_0``, output ``linear_2``); Whisper's key
+projections have no bias, so the fused biases hold zeros there. The output projection
+``decoder/projection/weight`` is an alias of the token embedding.
 """
 
 from __future__ import annotations

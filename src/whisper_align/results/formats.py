@@ -4,15 +4,8 @@ This module works on result objects only and imports nothing of the results but 
 ``Result.render`` / ``Result.write`` can use it; :mod:`whisper_align.results.writers` is the public door that also
 takes openai-style dicts.
 
-JSON, SRT, VTT, TSV and TXT match openai-whisper's ``whisper.utils`` writers byte for byte on the same result
-(including how subtitles are cut into lines and cues by ``max_line_width`` / ``max_line_count`` /
-``max_words_per_line``, and VTT's ``highlight_words``), so tools that read openai-whisper's files read ours.
-TextGrid is Praat's long text format with a ``words`` tier (and by default a ``segments`` tier) whose intervals
-tile ``[0, duration]``; the silences between words are empty intervals.
-
-Each ``write_<format>(result, file, **options)`` writes to an open text file. :func:`render` returns the text and
-:func:`write_result` writes a path (format from its extension) atomically: a temporary file in the same folder,
-then ``os.replace``, so a reader never sees half a file.
+What each format guarantees (byte-for-byte openai-whisper for JSON, SRT, VTT, TSV, TXT; Praat's long TextGrid
+format) is described in :mod:`whisper_align.results.writers`.
 """
 
 from __future__ import annotations
