@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "whisper_align"
 
 # Lower layers never import upper ones. A module's layer is that of the longest prefix listed here.
 LAYERS = [
-    ["errors"],
+    ["errors", "files"],
     ["heads.registry", "heads.codec", "heads"],
     ["frontend", "alignment"],
     ["model"],

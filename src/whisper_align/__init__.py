@@ -37,3 +37,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'whisper_align' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API too, though it is imported on first use (so tab completion and ``dir()`` show it)."""
+    return sorted({*globals(), *__all__})

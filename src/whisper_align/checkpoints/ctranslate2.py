@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ModelLoadError
+from ..files import replacing
 from ..model.whisper import ModelDimensions, Whisper, default_alignment_heads
 from .common import LoadedCheckpoint
 from .ctranslate2_bin import (
@@ -303,14 +303,9 @@ def _variables_of(model: Whisper, dtype: torch.dtype) -> dict[str, Tensor]:
 
 
 def _atomic_write(path: Path, chunks: Iterator[bytes] | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
-                f.write(chunk)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with replacing(path) as temp, open(temp, "wb") as f:
+        for chunk in [chunks] if isinstance(chunks, bytes) else chunks:
+            f.write(chunk)
 
 
 def _quantized_int8(variables: dict[str, Tensor]) -> dict[str, Tensor]:

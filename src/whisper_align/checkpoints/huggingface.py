@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ModelLoadError
+from ..files import replacing
 from ..heads import AlignmentHeadsError, pairs_to_mask, read_json_heads
 from ..model.whisper import ModelDimensions, ModelInfo, Whisper, default_alignment_heads, sinusoids
 from .common import LoadedCheckpoint
@@ -435,15 +435,8 @@ def read(folder: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> 
 
 def _atomic_write(target: Path, write: Callable[[Path], object]) -> None:
     """Run ``write`` on a temporary file beside ``target``, then rename it over ``target``."""
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(temp))
-        os.chmod(temp, 0o644)  # mkstemp's 0600 would make the finished file private
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with replacing(target) as temp:
+        write(temp)
 
 
 def _write_json(target: Path, value: dict[str, Any]) -> None:

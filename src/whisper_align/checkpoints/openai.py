@@ -12,13 +12,13 @@ import dataclasses
 import math
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..errors import ModelLoadError
+from ..files import replacing
 from ..heads import MAX_TEXT_HEADS, MAX_TEXT_LAYERS, AlignmentHeadsError, decode, encode, mask_to_pairs
 from ..model.whisper import ModelDimensions, Whisper, default_alignment_heads
 from . import names
@@ -162,13 +162,8 @@ def write(model: Whisper, path: str | os.PathLike[str]) -> None:
     }
     if model.alignment_time_shift:
         checkpoint["alignment_time_shift"] = float(model.alignment_time_shift)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with replacing(path) as temp, open(temp, "wb") as f:
+        torch.save(checkpoint, f)
 
 
 __all__ = ["read", "write"]
