@@ -43,21 +43,14 @@ def _taking_dicts(write: Writer) -> Writer:
     return writer
 
 
-write_json = _taking_dicts(formats.write_json)
-write_txt = _taking_dicts(formats.write_txt)
-write_tsv = _taking_dicts(formats.write_tsv)
-write_srt = _taking_dicts(formats.write_srt)
-write_vtt = _taking_dicts(formats.write_vtt)
-write_textgrid = _taking_dicts(formats.write_textgrid)
-
-FORMATS: dict[str, Writer] = {
-    "json": write_json,
-    "srt": write_srt,
-    "vtt": write_vtt,
-    "textgrid": write_textgrid,
-    "tsv": write_tsv,
-    "txt": write_txt,
-}
+# the formats' writers, each taking a dict too; one table, so a new format needs no second list here
+FORMATS: dict[str, Writer] = {name: _taking_dicts(write) for name, write in formats.FORMATS.items()}
+write_json = FORMATS["json"]
+write_txt = FORMATS["txt"]
+write_tsv = FORMATS["tsv"]
+write_srt = FORMATS["srt"]
+write_vtt = FORMATS["vtt"]
+write_textgrid = FORMATS["textgrid"]
 
 
 def get_writer(fmt: str) -> Writer:
