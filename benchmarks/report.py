@@ -381,6 +381,21 @@ def precision(data: Json) -> str:
     return markdown(header, rows, left=2)
 
 
+def refine_cv(data: Json) -> str:
+    """refine_cv.json: the default path with and without its boundary refinement, fitted on other speakers / clips
+    by the library's own fit, scored one clip per window and packed (``align --manifest``)."""
+    header = ["model", "set", "path", "mean ms", "median ms", "≤20 ms", "≤50 ms", "≤100 ms", "≤200 ms"]
+    rows = []
+    for model, sets in data["metrics"].items():
+        for set_name, paths in sets.items():
+            for path, m in paths.items():
+                rows.append(
+                    [model, set_name, path, ms(m["mean_ms"]), ms(m["median_abs_ms"])]
+                    + [pct(m[f"within_{t}ms"]) for t in (20, 50, 100, 200)]
+                )
+    return markdown(header, rows, left=3)
+
+
 def gpu_check(data: Json) -> str:
     """gpu_check.json: word times and text on the GPU against the CPU, and the heads buffer's moves."""
     rows = [
@@ -428,6 +443,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "transcription_speed_cuda": lambda data: transcription_speed(data, seconds_decimals=2),
     "gpu_check": gpu_check,
     "precision": precision,
+    "refine_cv": refine_cv,
 }
 
 

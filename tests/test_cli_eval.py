@@ -24,6 +24,7 @@ COLUMNS = [
     "utts",
     "ref words",
     "matched",
+    "mean ms",
     "start MAE ms",
     "end MAE ms",
     "median ms",

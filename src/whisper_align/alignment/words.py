@@ -69,7 +69,9 @@ class AlignmentConfig:
     * ``time_shift``: seconds added to every refined time (then clipped to the audio). Attention-based times
       are off by a roughly constant amount that depends on the model *and its heads* (tiny.en's official heads
       run ~85 ms late, base's ~55 ms early), so ``None`` means "the model's calibrated shift"
-      (``Whisper.alignment_time_shift``, see ``alignment/calibration.py``), resolved by :func:`resolve_config`.
+      (``Whisper.alignment_time_shift``, see ``alignment/calibration.py``), resolved by :func:`resolve_config`;
+    * ``refine``: move each boundary to where the model's fitted boundary refinement puts it
+      (``Whisper.boundary_refiner``, see ``alignment/refine.py``), when the model has one.
 
     The defaults (0.5, 0.06 s) were picked on timit-dev (tiny.en, base) and festival (tiny.en): start MAE drops
     by 10-17 ms against conformance mode, end MAE stays within about 3 ms of it.
@@ -83,6 +85,7 @@ class AlignmentConfig:
     min_pause: float = 0.06
     min_word_duration: float = 0.04
     time_shift: float | None = None
+    refine: bool = True
     prepend_punctuations: str = PREPEND_PUNCTUATIONS
     append_punctuations: str = APPEND_PUNCTUATIONS
 

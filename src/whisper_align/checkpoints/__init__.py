@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
-from ..alignment.calibration import official_time_shift
-from ..errors import ModelLoadError
+from ..alignment.calibration import official_refiner, official_time_shift
+from ..alignment.refine import RefineParams
+from ..errors import ModelLoadError, RefineError
 from ..heads import ALIGNMENT_HEADS, AlignmentHeadsError
 from ..model.whisper import ModelInfo, Whisper
 from . import names
@@ -129,10 +130,27 @@ def load_model(
     )
     if name in ALIGNMENT_HEADS and model.alignment_head_pairs() == [tuple(p) for p in ALIGNMENT_HEADS[name].pairs()]:
         model.alignment_time_shift = official_time_shift(name)  # calibrated for exactly these heads
-    elif loaded.time_shift is not None and heads_source == "checkpoint":
-        model.alignment_time_shift = loaded.time_shift  # measured by `heads find` for the heads it wrote
+        model.boundary_refiner = official_refiner(name)  # fitted for exactly these heads and that shift
+    elif heads_source == "checkpoint":
+        if loaded.time_shift is not None:
+            model.alignment_time_shift = loaded.time_shift  # measured by `heads find` for the heads it wrote
+        if loaded.refiner is not None:
+            model.boundary_refiner = _refiner(loaded.refiner, path)  # fitted by `heads refine` for these heads
     model = model.to(device=device, dtype=dtype)
     return model.eval()
+
+
+def _refiner(data: object, path: Path) -> RefineParams:
+    """The boundary refinement a checkpoint carries, checked; a damaged one is a :class:`ModelLoadError`."""
+    try:
+        if not isinstance(data, dict):
+            raise RefineError(f"expected a JSON object, got {type(data).__name__}")
+        return RefineParams.from_dict(data)
+    except (RefineError, KeyError, TypeError, ValueError) as error:
+        raise ModelLoadError(
+            f"{path}: its boundary refinement ('boundary_refiner') cannot be read ({error}); refit it with "
+            "`whisper-align heads refine` or remove the key"
+        ) from error
 
 
 def save_model(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..model.whisper import Whisper
 
@@ -15,3 +16,4 @@ class LoadedCheckpoint:
     tokenizer_file: Path | None  # tokenizer.json shipped beside the weights, if any
     name: str | None = None  # official model name, when the checkpoint is known to be an official one
     time_shift: float | None = None  # `alignment_time_shift` from the checkpoint's metadata (see calibration.py)
+    refiner: dict[str, Any] | None = None  # `boundary_refiner` (RefineParams.to_dict()) from the metadata

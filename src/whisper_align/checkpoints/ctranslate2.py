@@ -245,6 +245,7 @@ def read(
         heads=pairs,
         tokenizer_file=tokenizer if tokenizer.is_file() else None,
         time_shift=float(shift) if shift is not None else None,
+        refiner=config.get("boundary_refiner"),
     )
 
 
@@ -357,6 +358,9 @@ def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = tor
     config.pop("alignment_time_shift", None)
     if model.alignment_time_shift:
         config["alignment_time_shift"] = model.alignment_time_shift
+    config.pop("boundary_refiner", None)
+    if model.boundary_refiner is not None:
+        config["boundary_refiner"] = model.boundary_refiner.to_dict()
     _atomic_write(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
     if info.tokenizer_file and Path(info.tokenizer_file).is_file():

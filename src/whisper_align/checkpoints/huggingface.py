@@ -230,6 +230,8 @@ def generation_config_of(model: Whisper) -> dict[str, Any]:
     }
     if model.alignment_time_shift:
         config["alignment_time_shift"] = float(model.alignment_time_shift)
+    if model.boundary_refiner is not None:
+        config["boundary_refiner"] = model.boundary_refiner.to_dict()
     tokens = _special_tokens(d)
     if tokens is not None:
         config.update(
@@ -430,6 +432,7 @@ def read(folder: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> 
         heads=heads,
         tokenizer_file=tokenizer_file,
         time_shift=float(shift) if shift is not None else None,
+        refiner=generation.get("boundary_refiner"),
     )
 
 

@@ -141,7 +141,8 @@ def read(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> Lo
         heads = model.alignment_head_pairs()
 
     name = names.official_name_for_sha256(names.sha256_file(path))
-    return LoadedCheckpoint(model=model, heads=heads, tokenizer_file=None, name=name, time_shift=shift)
+    refiner = checkpoint.get("boundary_refiner")
+    return LoadedCheckpoint(model=model, heads=heads, tokenizer_file=None, name=name, time_shift=shift, refiner=refiner)
 
 
 def write(model: Whisper, path: str | os.PathLike[str]) -> None:
@@ -162,6 +163,8 @@ def write(model: Whisper, path: str | os.PathLike[str]) -> None:
     }
     if model.alignment_time_shift:
         checkpoint["alignment_time_shift"] = float(model.alignment_time_shift)
+    if model.boundary_refiner is not None:
+        checkpoint["boundary_refiner"] = model.boundary_refiner.to_dict()
     with replacing(path) as temp, open(temp, "wb") as f:
         torch.save(checkpoint, f)
 

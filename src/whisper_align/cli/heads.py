@@ -7,6 +7,7 @@
     whisper-align heads convert tiny.en --to whisper-cpp   any form -> dump, pairs, hf, ct2 or whisper-cpp
     whisper-align heads list                               the official names, shapes and head counts
     whisper-align heads find MODEL --data MANIFEST         find heads for any model from labelled speech
+    whisper-align heads refine MODEL --data MANIFEST       fit the boundary refinement for a model's heads
 
 Every INPUT is anything :func:`whisper_align.heads.resolve_heads` reads. The decoder shape comes from
 ``--shape LxH`` or ``--model NAME``, else from the input itself where it fixes one (an official name, a dump whose
@@ -128,6 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     find.add_argument("--json", metavar="OUT", help="write the results here (JSON)")
     find.set_defaults(func=cmd_find)
+
+    from . import heads_refine
+
+    heads_refine.register(sub)
 
 
 def _fraction(text: str) -> float:

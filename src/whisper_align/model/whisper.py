@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..alignment.refine import RefineParams
 from ..heads import AlignmentHeadsError, decode
 from .layers import (
     Conv1d,
@@ -253,6 +254,9 @@ class Whisper(nn.Module):
         # seconds the default alignment mode adds to word times for the current heads (alignment/calibration.py);
         # reset whenever the heads change, since it belongs to one head set
         self.alignment_time_shift = 0.0
+        # the default mode's fitted boundary refinement for the current heads (alignment/refine.py), if any;
+        # reset with the heads, like the shift
+        self.boundary_refiner: RefineParams | None = None
         # Persistent, unlike openai-whisper's: the heads travel with the state dict (see the spec).
         self.register_buffer(
             "alignment_heads", default_alignment_heads(dims.n_text_layer, dims.n_text_head).to_sparse(), persistent=True
@@ -289,6 +293,7 @@ class Whisper(nn.Module):
             pass  # a device without sparse support: the mask stays on the CPU (it is only ever read as indices)
         self.register_buffer("alignment_heads", heads, persistent=True)
         self.alignment_time_shift = 0.0
+        self.boundary_refiner = None
 
     def alignment_head_pairs(self) -> list[tuple[int, int]]:
         """The alignment heads as sorted (layer, head) pairs."""

@@ -212,6 +212,12 @@ class Metrics:
     f1: float
     utterances: dict[str, Metrics] | None = field(default=None, repr=False)
 
+    @property
+    def mean_abs_ms(self) -> float:
+        """The mean boundary error the literature reports (MFA, Aligner-SUPERB): the mean of the start and end
+        MAE."""
+        return 0.5 * (self.start_mae_ms + self.end_mae_ms)
+
     def to_dict(self) -> dict[str, Any]:
         """A flat JSON-able dict (``within`` becomes ``within_20ms`` ...; per-utterance metrics, if kept, go
         under ``utterances``)."""
@@ -224,6 +230,7 @@ class Metrics:
             "matched_share",
             "start_mae_ms",
             "end_mae_ms",
+            "mean_abs_ms",
             "start_bias_ms",
             "end_bias_ms",
             "median_abs_ms",
@@ -346,7 +353,7 @@ def format_table(rows: Mapping[str, Metrics]) -> str:
     thresholds = sorted({t for metrics in rows.values() for t in metrics.within})
     tolerances = {round(m.tolerance_ms) for m in rows.values()}
     tol = f"@{tolerances.pop()}ms" if len(tolerances) == 1 else ""
-    header = ["", "utts", "ref words", "matched", "start MAE ms", "end MAE ms", "median ms"]
+    header = ["", "utts", "ref words", "matched", "mean ms", "start MAE ms", "end MAE ms", "median ms"]
     header += [f"<={t}ms" for t in thresholds] + [f"P{tol}", f"R{tol}", f"F1{tol}"]
 
     def pct(x: float) -> str:
@@ -362,6 +369,7 @@ def format_table(rows: Mapping[str, Metrics]) -> str:
             str(m.n_utterances),
             str(m.n_ref_words),
             pct(m.matched_share),
+            ms(m.mean_abs_ms),
             ms(m.start_mae_ms),
             ms(m.end_mae_ms),
             ms(m.median_abs_ms),

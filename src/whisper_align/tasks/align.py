@@ -42,7 +42,14 @@ from ..frontend.audio import (
 from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper
 from ..results.types import Result, Segment, Word
-from .pieces import WINDOW_POSITIONS, Piece, run_pieces, window_mel, words_of_piece  # noqa: F401 (re-exported)
+from .pieces import (  # noqa: F401 (re-exported)
+    WINDOW_POSITIONS,
+    Piece,
+    refine_inputs,
+    run_pieces,
+    window_mel,
+    words_of_piece,
+)
 
 # ---- public API -------------------------------------------------------------------------------------------------
 
@@ -202,9 +209,11 @@ def align_window(
     (``merge``: see :func:`words_of_piece`)."""
     n_positions = max(1, len(chunk) // N_SAMPLES_PER_TOKEN)
     with torch.inference_mode():
-        features = model.embed_audio(window_mel(model, chunk)[None].to(model.device))
+        mel = window_mel(model, chunk)
+        features = model.embed_audio(mel[None].to(model.device))
     ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities)
-    return words_of_piece(tokenizer, qk.float().cpu(), tokens, probs, config, time_offset, merge)
+    refine = refine_inputs(model, mel, features[0], 0, n_positions)
+    return words_of_piece(tokenizer, qk.float().cpu(), tokens, probs, config, time_offset, merge, refine)
 
 
 def group_starts(words: Sequence[str], word_tokens: Sequence[Sequence[int]], config: AlignmentConfig) -> np.ndarray:

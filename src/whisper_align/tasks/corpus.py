@@ -39,7 +39,16 @@ from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_a
 from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper
 from ..results.manifest import ManifestProblem, Utterance, scan_manifest
-from .align import Piece, align_long, check_fits, prepare_text, run_pieces, window_mel, words_of_piece
+from .align import (
+    Piece,
+    align_long,
+    check_fits,
+    prepare_text,
+    refine_inputs,
+    run_pieces,
+    window_mel,
+    words_of_piece,
+)
 from .corpus_output import CorpusOutput, Record
 
 GAP_SECONDS = 0.5  # silence between packed clips
@@ -233,7 +242,8 @@ def align_packed_window(
 ) -> list[list]:
     """Align every clip of a packed window; returns each clip's words, times relative to the clip."""
     with torch.inference_mode():
-        features = model.embed_audio(window_mel(model, window.audio())[None].to(model.device))
+        mel = window_mel(model, window.audio())
+        features = model.embed_audio(mel[None].to(model.device))
     pieces = []
     for clip, start in zip(window.clips, window.starts):
         first = start // N_SAMPLES_PER_TOKEN
@@ -243,7 +253,8 @@ def align_packed_window(
     out = []
     for clip, start, piece, (qk, probs) in zip(window.clips, window.starts, pieces, results):
         offset = (piece.first * N_SAMPLES_PER_TOKEN - start) / SAMPLE_RATE  # region start, relative to the clip
-        words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset)
+        refine = refine_inputs(model, mel, features[0], piece.first, piece.last)
+        words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset, refine=refine)
         duration = len(clip.samples) / SAMPLE_RATE
         for w in words:  # the region may reach one position past the clip: clamp
             w.start, w.end = min(max(w.start, 0.0), duration), min(max(w.end, 0.0), duration)

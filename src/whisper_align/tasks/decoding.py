@@ -67,6 +67,7 @@ class DecodingOptions:
 class DecodingResult:
     audio_features: Tensor
     language: str
+    mel: Tensor | None = None  # the window's log-mel frames (None when decoding started from audio features)
     language_probs: dict[str, float] | None = None
     tokens: list[int] = field(default_factory=list)  # sampled tokens, EOT excluded
     text: str = ""
@@ -263,7 +264,8 @@ class DecodingTask:
     def run(self, mel: Tensor) -> list[DecodingResult]:
         model, tok, opts = self.model, self.tokenizer, self.options
         dtype = torch.float16 if (opts.fp16 and model.device.type != "cpu") else torch.float32
-        if mel.shape[-2:] == (model.dims.n_audio_ctx, model.dims.n_audio_state):
+        given_features = mel.shape[-2:] == (model.dims.n_audio_ctx, model.dims.n_audio_state)
+        if given_features:
             features = mel.to(dtype)
         else:
             features = model.encoder(mel.to(model.device).to(dtype))
@@ -287,6 +289,7 @@ class DecodingTask:
             results.append(
                 DecodingResult(
                     audio_features=features[a],
+                    mel=None if given_features else mel[a],
                     language=languages[a],
                     language_probs=None if language_probs is None else language_probs[a],
                     tokens=chosen.tokens,

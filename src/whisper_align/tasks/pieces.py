@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..alignment.attention import alignment_matrix
+from ..alignment.word_refinement import RefineInputs, refine_timings
 from ..alignment.words import (
     AlignmentConfig,
     WordTiming,
@@ -110,6 +111,25 @@ def run_pieces(
     return results  # type: ignore[return-value]
 
 
+def refine_inputs(model: Whisper, mel: Tensor, audio_features: Tensor, first: int, last: int) -> RefineInputs | None:
+    """What the model's boundary refinement needs for the region [first, last) (20 ms positions) of one
+    encoded window: that region's log-mel frames (``mel``: the window's, n_mels x frames) and encoder states
+    (``audio_features``: the window's, positions x D). ``None`` when the model has no refinement."""
+    params = model.boundary_refiner
+    if params is None:
+        return None
+    region_mel = mel[:, 2 * first : 2 * last].float().cpu().numpy()
+    states = audio_features[first:last].float().cpu().numpy()
+    return RefineInputs(params, region_mel, states)
+
+
+def piece_matrix(tokenizer: Tokenizer, qk: Tensor, config: AlignmentConfig) -> Tensor:
+    """One piece's alignment matrix, rows from the no-timestamps token to the last text token (what
+    :func:`~whisper_align.alignment.words.align_words` reads)."""
+    matrix = alignment_matrix(qk, qk.shape[-1], config.medfilt_width, config.qk_scale)
+    return matrix[len(tokenizer.sot_sequence) : -1]
+
+
 def words_of_piece(
     tokenizer: Tokenizer,
     qk: Tensor,
@@ -118,15 +138,17 @@ def words_of_piece(
     config: AlignmentConfig,
     time_offset: float,
     merge: bool = True,
+    refine: RefineInputs | None = None,
 ) -> list[WordTiming]:
     """Alignment-head scores of one piece -> timed words (seconds, ``time_offset`` added), punctuation merged.
 
     Without ``probs`` (probabilities not computed) every word's probability is 0. With ``merge=False`` the
     words are the tokenizer's split, one per word of ``tokenizer.split_to_word_tokens(tokens)``, so that a
     caller can index them by that split (long-form alignment merges once, over the whole transcript).
+    ``refine`` (see :func:`refine_inputs`) moves the boundaries by the model's fitted refinement, in default
+    mode when ``config.refine``.
     """
-    matrix = alignment_matrix(qk, qk.shape[-1], config.medfilt_width, config.qk_scale)
-    matrix = matrix[len(tokenizer.sot_sequence) : -1]  # rows: no_timestamps, text tokens
+    matrix = piece_matrix(tokenizer, qk, config)
     words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
     timings = align_words(
         matrix.numpy(),
@@ -139,6 +161,8 @@ def words_of_piece(
     )
     if config.conformance:
         truncate_sentence_marks(timings)  # openai's add_word_timestamps clean-up
+    elif refine is not None and config.refine:
+        refine_timings(timings, matrix.numpy(), refine, float(config.time_shift or 0.0), time_offset)
     if not merge:
         return timings
     merge_punctuations(timings, config.prepend_punctuations, config.append_punctuations)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from ..alignment.attention import alignment_matrix
+from ..alignment.word_refinement import RefineInputs, refine_timings
 from ..alignment.words import (
     APPEND_PUNCTUATIONS,
     PREPEND_PUNCTUATIONS,
@@ -32,6 +33,7 @@ from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper
 from ..results.types import Segment, Word
 from .decoding import DecodingResult
+from .pieces import refine_inputs
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,8 @@ def add_word_timestamps(
     """Give the segments of one window their words; True if a separate decoder pass was needed.
 
     One DTW runs over the text tokens of all the window's segments together (as openai-whisper's does), on the
-    attention cropped to the window's real audio (``num_frames`` mel frames).
+    attention cropped to the window's real audio (``num_frames`` mel frames). The model's boundary refinement (if
+    any) then moves the word boundaries, as in forced alignment.
     """
     if not segments:
         return False
@@ -98,7 +101,9 @@ def add_word_timestamps(
             second_pass = True
             found = _second_pass_matrix(model, tokenizer, text_tokens, result.audio_features, num_frames, config)
         matrix, probs = found
-        alignment, median, longest = _word_timings(tokenizer, text_tokens, matrix, probs, config, num_frames)
+        n_positions = num_frames // 2
+        refine = None if result.mel is None else refine_inputs(model, result.mel, result.audio_features, 0, n_positions)
+        alignment, median, longest = _word_timings(tokenizer, text_tokens, matrix, probs, config, num_frames, refine)
     _place_words(segments, per_segment, alignment, median, longest, last_speech_timestamp)
     return second_pass
 
@@ -166,6 +171,7 @@ def _word_timings(
     probs: list[float],
     config: AlignmentConfig,
     num_frames: int,
+    refine: RefineInputs | None = None,
 ) -> tuple[list[WordTiming], float, float]:
     """The aligner's word rules on one window's matrix (rows: text tokens + 1): DTW, word times (seconds from the
     window start), openai's sentence-mark cap in conformance mode, punctuation merged. Also returns openai's
@@ -173,6 +179,8 @@ def _word_timings(
     words, word_tokens = tokenizer.split_to_word_tokens(text_tokens + [tokenizer.eot])
     duration = (num_frames // 2) / TOKENS_PER_SECOND
     timings = align_words(matrix.cpu().numpy(), words, word_tokens, probs, config, duration=duration)
+    if refine is not None and config.refine and not config.conformance:
+        refine_timings(timings, matrix.cpu().numpy(), refine, float(config.time_shift or 0.0), 0.0)
     if config.conformance:
         median, longest = truncate_sentence_marks(timings)
     else:

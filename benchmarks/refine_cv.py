@@ -1,0 +1,147 @@
+"""Word-boundary precision of the default path with and without its boundary refinement, on what the refinement
+never saw (issue #10). Runs the library's own code: ``fit_refiner`` to fit, ``align`` (one clip per window) and
+``align_corpus`` (packed, as ``align --manifest`` runs) to score.
+
+Protocol (as benchmarks/precision.py): timit-dev speakers sorted and split alternately into halves A and B; each
+half is scored with a refinement fitted on the other half plus festival's clips 0, 3, 6, ...; festival's clips
+1, 4, 7, ... are scored with one fitted on all of timit-dev plus festival's 0, 3, 6, ... (which is exactly what the
+shipped refinement was fitted on, see tools/fit_bundled_refiners.py). Both timit halves are pooled.
+
+    .venv/bin/python benchmarks/refine_cv.py [--models tiny.en base] [--limit N]
+
+Prints a table and writes benchmarks/results/refine_cv.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import manifest, write_json  # noqa: E402
+from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
+from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.results.evaluation import Metrics, score  # noqa: E402
+from whisper_align.results.manifest import Utterance, load_manifest  # noqa: E402
+from whisper_align.tasks.align import align  # noqa: E402
+from whisper_align.tasks.corpus import align_corpus  # noqa: E402
+from whisper_align.tasks.refiner_fit import fit_refiner  # noqa: E402
+
+ROWS = {
+    "default without refinement, one clip per window": (False, False),
+    "default without refinement, packed": (False, True),
+    "default (refined), one clip per window": (True, False),
+    "default (refined), packed (align --manifest)": (True, True),
+}
+
+
+def folds(limit: int | None) -> list[tuple[str, list[Utterance], list[Utterance]]]:
+    """(set, fit, test) triples of the protocol above."""
+    timit = load_manifest(manifest("timit-dev"))
+    festival = load_manifest(manifest("festival"))
+    fest_fit, fest_test = festival[0::3], festival[1::3]
+    speakers = sorted({u.speaker for u in timit})
+    halves = [set(speakers[0::2]), set(speakers[1::2])]
+    out = []
+    for a, b in ((0, 1), (1, 0)):
+        fit = [u for u in timit if u.speaker in halves[a]] + fest_fit
+        out.append(("timit-dev", fit[:limit], [u for u in timit if u.speaker in halves[b]][:limit]))
+    out.append(("festival", (timit + fest_fit)[:limit], fest_test[:limit]))
+    return out
+
+
+def packed_words(model, test: list[Utterance], config: AlignmentConfig) -> dict[str, list]:  # noqa: ANN001
+    """{id: [(word, start, end)]} from ``align_corpus`` over a manifest of ``test``."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "manifest.jsonl"
+        lines = [json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) for u in test]
+        path.write_text("\n".join(lines) + "\n")
+        out = Path(folder) / "out.jsonl"
+        align_corpus(model, path, out, config=config, progress=False)
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {r["id"]: [(w["word"], w["start"], w["end"]) for w in r["words"]] for r in rows}
+
+
+def score_fold(model, test: list[Utterance]) -> dict[str, dict]:  # noqa: ANN001
+    """Each row's (reference, hypothesis) pairs on ``test``, keyed by row then utterance id."""
+    out: dict[str, dict] = {}
+    for row, (refine, packed) in ROWS.items():
+        config = AlignmentConfig(refine=refine)
+        if packed:
+            words = packed_words(model, test, config)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                words = {
+                    u.id: [(w.word, w.start, w.end) for w in align(model, u.audio, u.text, config=config).words]
+                    for u in test
+                }
+        out[row] = {u.id: (u.words, words[u.id]) for u in test}
+    return out
+
+
+def run_model(name: str, limit: int | None) -> dict[str, dict[str, Metrics]]:
+    pairs: dict[str, dict[str, dict]] = {}
+    for set_name, fit, test in folds(limit):
+        started = time.time()
+        model = load_model(name)
+        model.boundary_refiner = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.boundary_refiner = fit_refiner(model, fit)
+        for row, hyps in score_fold(model, test).items():
+            pairs.setdefault(set_name, {}).setdefault(row, {}).update(hyps)
+        print(
+            f"{name} {set_name}: fitted on {len(fit)}, scored {len(test)} in {time.time() - started:.0f} s",
+            file=sys.stderr,
+        )
+    return {s: {row: score(p) for row, p in rows.items()} for s, rows in pairs.items()}
+
+
+def mean_ms(m: Metrics) -> float:
+    """The literature's mean boundary error: the mean of start and end MAE."""
+    return 0.5 * (m.start_mae_ms + m.end_mae_ms)
+
+
+def table(results: dict[str, dict[str, dict[str, Metrics]]]) -> str:
+    lines = [
+        "| model | set | path | mean ms | median ms | ≤20 ms | ≤50 ms | ≤100 ms | ≤200 ms |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, sets in results.items():
+        for set_name, rows in sets.items():
+            for row, m in rows.items():
+                lines.append(
+                    f"| {model} | {set_name} | {row} | {mean_ms(m):.1f} | {m.median_abs_ms:.1f} | "
+                    f"{m.within_20ms:.1%} | {m.within_50ms:.1%} | {m.within_100ms:.1%} | {m.within_200ms:.1%} |"
+                )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
+    parser.add_argument("--limit", type=int, help="first N utterances of each fit/test list (quick runs)")
+    args = parser.parse_args()
+    results = {name: run_model(name, args.limit) for name in args.models}
+    print(table(results))
+    payload = {
+        "protocol": __doc__,
+        "args": vars(args),
+        "metrics": {
+            model: {
+                s: {row: dict(m.to_dict(), mean_ms=mean_ms(m)) for row, m in rows.items()} for s, rows in sets.items()
+            }
+            for model, sets in results.items()
+        },
+    }
+    print(f"wrote {write_json('refine_cv', payload)}")
+
+
+if __name__ == "__main__":
+    main()
