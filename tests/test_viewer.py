@@ -113,6 +113,18 @@ def test_long_recordings_get_coarser_peaks_and_opus(monkeypatch: pytest.MonkeyPa
     assert viewer.encode_audio(np.concatenate([short, short[:16]]))[0] == "audio/ogg"
 
 
+def test_without_an_opus_encoder_long_audio_falls_back_to_wav(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_opus(pcm: np.ndarray, sample_rate: int) -> bytes:
+        raise viewer._NoOpus("this PyAV build has no Opus encoder (test)")
+
+    monkeypatch.setattr(viewer, "_encode_opus", no_opus)
+    long = np.zeros(16_000 * 40, np.float32)
+    with pytest.warns(UserWarning, match="embedding 16-bit WAV"):
+        assert viewer.encode_audio(long)[0] == "audio/wav"
+    with pytest.raises(OutputFormatError, match="--audio-format wav"):
+        viewer.encode_audio(long, "opus")
+
+
 def test_wav_keeps_every_sample(demo_samples: np.ndarray) -> None:
     mime, blob = viewer.encode_audio(demo_samples, "wav")
     with wave.open(io.BytesIO(blob)) as wav:
