@@ -22,6 +22,7 @@ demo: setup
 
 # lint and type checks first (seconds), then the tests
 test: setup lint
+	sh tools/ensure_chromium.sh  # the viewer's browser tests need Chromium (apt-get, when root)
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -7,6 +7,7 @@ The public API, imported on first use (so `import whisper_align.heads` and the C
 - ``transcribe(model, audio, word_timestamps=True)`` -> :class:`Result`
 - ``heads``: the official heads and the dump / pairs / whisper.cpp codecs
 - ``AlignmentConfig``, ``Word``, ``Segment``, ``Result``
+- ``write_viewer(result, audio, "view.html")``: a self-contained page to see and hear the alignment
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _LAZY = {
     "Word": "results.types",
     "Segment": "results.types",
     "Result": "results.types",
+    "write_viewer": "results.viewer",
 }
 __all__ = [*_LAZY, "heads", "__version__"]
 

@@ -60,3 +60,8 @@ class AlignmentHeadsError(WhisperAlignError, ValueError):
 
 class RefineError(WhisperAlignError, ValueError):
     """Inputs or parameters of the boundary refinement that do not fit together (shape, kind, version)."""
+
+
+class ResultFileError(WhisperAlignError, ValueError):
+    """A saved result that cannot be used: a missing or unreadable file, not JSON, not a result with segments or
+    words, broken word times, or words far past the end of the audio it is shown with."""

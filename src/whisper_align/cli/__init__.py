@@ -11,7 +11,7 @@ from ..errors import WhisperAlignError
 from ..heads import AlignmentHeadsError
 
 # one module per subcommand group, in the order `--help` lists them
-SUBCOMMAND_MODULES = ["align", "heads", "transcribe", "evaluate"]
+SUBCOMMAND_MODULES = ["align", "heads", "transcribe", "evaluate", "view"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -97,6 +97,8 @@ def run_align(args: argparse.Namespace) -> int:
     from ..tasks.align import align
 
     if args.manifest:
+        if args.png:
+            raise TranscriptError("--png draws one file's alignment; it does not go with --manifest")
         return run_manifest(args)
 
     if not args.audio:
@@ -109,6 +111,10 @@ def run_align(args: argparse.Namespace) -> int:
             text = Path(args.text_file).read_text(encoding="utf-8")
         except OSError as error:
             raise TranscriptError(f"cannot read the transcript {args.text_file}: {error.strerror}") from error
+    if args.png:
+        from ..results.viewer import check_png_output
+
+        check_png_output(args.png)  # before the model loads
     model, config = load(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -120,6 +126,11 @@ def run_align(args: argparse.Namespace) -> int:
     else:
         print_words(result)
         print(f"{len(result.words)} words{score_note(result)}", file=sys.stderr)
+    if args.png:
+        from ..results.viewer import write_png
+
+        write_png(result, args.audio, args.png)
+        print(f"wrote {args.png}", file=sys.stderr)
     return 0
 
 
@@ -173,6 +184,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--text", help="the transcript")
     parser.add_argument("--text-file", help="file holding the transcript")
     parser.add_argument("-o", "--output", help="write .json, .srt, .vtt, .TextGrid, .tsv or .txt (default: print)")
+    parser.add_argument("--png", metavar="PATH", help="also draw the waveform and its words to a PNG (matplotlib)")
     parser.add_argument("--manifest", help="JSON lines with id, audio, text: align them all")
     parser.add_argument(
         "--out",

@@ -103,6 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="srt/vtt: underline each word as it is spoken (needs --word-timestamps)",
     )
+    parser.add_argument(
+        "--png", action="store_true", help="also draw each file's waveform and words to NAME.png (matplotlib)"
+    )
     parser.add_argument("--verbose", action="store_true", help="print each segment as it is decoded")
     parser.set_defaults(func=run)
 
@@ -114,6 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
     output_dir = Path(args.output_dir)
     _check_output_dir(output_dir)  # before the model loads
+    if args.png:
+        from ..results.viewer import check_png_output
+
+        check_png_output(output_dir / "picture.png")
     if args.highlight_words and not args.word_timestamps:
         print("whisper-align: --highlight-words needs --word-timestamps; ignoring it", file=sys.stderr)
     model = load_model(args.model, args.device)
@@ -186,3 +193,7 @@ def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Pat
         except OSError as error:
             raise OutputError(f"cannot write {os.fspath(path)!r}: {error.strerror or error}") from error
         print(path)
+    if args.png:
+        from ..results.viewer import write_png
+
+        print(write_png(result, audio, output_dir / f"{stem}.png"))

@@ -210,4 +210,102 @@ def plot_alignment(
     return fig
 
 
-__all__ = ["PlotDependencyError", "plot_alignment", "plot_head_scores", "plot_heads_grid"]
+def waveform_envelope(samples: Any, rate: float, sample_rate: int = 16000) -> np.ndarray:
+    """The (min, max) of ``samples`` over each bucket of ``1 / rate`` seconds: a (buckets, 2) float32 array.
+
+    This is what a waveform drawing needs at a given resolution: one vertical stroke per bucket from its
+    minimum to its maximum, so short clicks stay visible however far the picture is zoomed out. The last
+    bucket may be shorter than the others; no samples give no buckets.
+    """
+    values = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if rate <= 0 or sample_rate <= 0:
+        raise ValueError(f"need a positive bucket rate and sample rate, got {rate} and {sample_rate}")
+    if values.size == 0:
+        return np.zeros((0, 2), dtype=np.float32)
+    edges = np.arange(0, values.size, max(1.0, sample_rate / rate)).astype(np.int64)
+    edges = np.unique(edges)
+    return np.stack([np.minimum.reduceat(values, edges), np.maximum.reduceat(values, edges)], axis=1)
+
+
+def _word_rows(end: float, row_seconds: float, max_rows: int) -> tuple[int, float]:
+    """How many rows of how many seconds a picture of ``end`` seconds gets (never more than ``max_rows``)."""
+    rows = max(1, int(np.ceil(end / row_seconds - 1e-9)))
+    if rows > max_rows:
+        return max_rows, end / max_rows
+    return rows, row_seconds if rows > 1 else max(end, 1e-3)
+
+
+def plot_words(
+    samples: Any,
+    result: Any,
+    path_png: str | os.PathLike[str] | None = None,
+    sample_rate: int = 16000,
+    title: str | None = None,
+    row_seconds: float = 10.0,
+    max_rows: int = 40,
+) -> Figure:
+    """A static picture of a recording and its words: the waveform in rows of ``row_seconds``, each word a
+    shaded span with its text, coloured by probability (red low, green high); words past the end of the audio
+    are red and hatched. ``result`` is a :class:`~whisper_align.results.types.Result`. A long recording gets
+    at most ``max_rows`` rows (longer ones each); for hours of audio the HTML viewer reads better."""
+    values = np.asarray(samples, dtype=np.float32).reshape(-1)
+    words = list(result.words)
+    duration = values.size / sample_rate
+    end = max([duration, *(w.end for w in words)])
+    rows, span = _word_rows(end, row_seconds, max_rows)
+    fig = _figure(figsize=(14.0, 1.0 + 1.7 * rows), dpi=100)
+    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+    rate = min(2000.0, 1400.0 / span)
+    envelope = waveform_envelope(values, rate, sample_rate) if values.size else np.zeros((0, 2), np.float32)
+    peak = float(np.abs(envelope).max()) if envelope.size else 0.0
+    times = np.arange(len(envelope)) / rate
+    for row, ax in enumerate(axes):
+        ax.fill_between(times, envelope[:, 0], envelope[:, 1], color="#3b5b8c", linewidth=0.4, step="post")
+        ax.set_xlim(row * span, (row + 1) * span)
+        ax.set_ylim(-1.15 * (peak or 1.0), 1.6 * (peak or 1.0))
+        ax.set_yticks([])
+        ax.tick_params(axis="x", labelsize=7)
+        _draw_words(ax, [w for w in words if w.end >= row * span and w.start <= (row + 1) * span], peak or 1.0)
+    axes[-1].set_xlabel("time (s)")
+    heading = title or "words"
+    if getattr(result, "low_confidence", False):
+        heading += " (LOW CONFIDENCE: the transcript may not be what is said)"
+    axes[0].set_title(heading, fontsize=9)
+    fig.tight_layout()
+    _save(fig, path_png)
+    return fig
+
+
+def _draw_words(ax: Axes, words: list[Any], peak: float) -> None:
+    """Each word as a shaded span over the waveform and its text above it (alternating two heights)."""
+    from matplotlib import colormaps
+
+    colours = colormaps["RdYlGn"]
+    for i, w in enumerate(words):
+        probability = w.probability if np.isfinite(w.probability) else 0.5
+        if w.past_end:
+            ax.axvline(w.start, color="#c0392b", linewidth=2)
+            ax.axvspan(w.start, w.end + 0.05, color="#c0392b", alpha=0.25, hatch="//", linewidth=0)
+        else:
+            ax.axvspan(w.start, w.end, color=colours(float(probability)), alpha=0.35, linewidth=0)
+            ax.axvline(w.start, color="0.3", linewidth=0.5)
+        ax.text(
+            0.5 * (w.start + w.end),
+            peak * (1.15 if i % 2 else 1.4),
+            w.word.strip(),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="#8a1f11" if w.past_end else "black",
+            clip_on=True,
+        )
+
+
+__all__ = [
+    "PlotDependencyError",
+    "plot_alignment",
+    "plot_head_scores",
+    "plot_heads_grid",
+    "plot_words",
+    "waveform_envelope",
+]
