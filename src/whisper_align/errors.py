@@ -60,3 +60,8 @@ class AlignmentHeadsError(WhisperAlignError, ValueError):
 
 class RefineError(WhisperAlignError, ValueError):
     """Inputs or parameters of the boundary refinement that do not fit together (shape, kind, version)."""
+
+
+class PostprocessError(WhisperAlignError, ValueError):
+    """Input or options of a step after decoding that cannot work: regrouping a result without word timestamps,
+    a malformed speaker (RTTM) line, a voice-activity detector that is not installed or given bad settings."""
