@@ -190,3 +190,28 @@ def test_transcribe_vad_skips_a_long_silence_and_gives_the_same_words(tmp_path: 
     assert all(not gap_start + 0.5 < w["start"] < gap_end - 0.5 for w in words)
     # no window was decoded in the silence: each starts at a clip (a region's start) or inside one
     assert all(not strictly_in_silence(s["seek"] / 100 + 0.005, regions) for s in data["segments"])
+
+
+@pytest.mark.slow
+def test_language_is_detected_on_the_first_speech_not_leading_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    from whisper_align import load_model
+    from whisper_align.tasks import speech
+
+    audio = np.concatenate([noise(40.0), load_audio(support.DEMO_WAV)])  # openai's rule would hear only noise
+    heard: dict[str, object] = {}
+
+    def detect(model: object, mel: torch.Tensor, verbose: object) -> str:
+        heard["mel"] = mel
+        return "de"
+
+    monkeypatch.setattr(speech, "_detect_language", detect)
+
+    def transcribe(model: object, samples: np.ndarray, **options: object) -> speech.Transcription:
+        heard.update(options)
+        return speech.Transcription(text="", segments=[])
+
+    monkeypatch.setattr(speech, "transcribe", transcribe)
+    transcribe_speech(load_model("base"), audio)
+    assert heard["language"] == "de" and heard["clip_timestamps"][0] > 40.0  # type: ignore[index]
+    mel = heard["mel"]
+    assert isinstance(mel, torch.Tensor) and mel[:, :300].mean() > mel[:, -300:].mean() + 0.3  # speech, then padding

@@ -17,11 +17,11 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import DecodingError
-from ..frontend.audio import SAMPLE_RATE, load_audio
+from ..frontend.audio import N_SAMPLES, SAMPLE_RATE, load_audio, log_mel_spectrogram
 from ..frontend.vad import Span, VadOptions, clip_to_speech, detect_speech, transcription_clips
 from ..model.whisper import Whisper
 from ..results.types import Result, Segment
-from .transcribe import Transcription, transcribe
+from .transcribe import Transcription, _detect_language, transcribe
 
 R = TypeVar("R", bound=Result)
 
@@ -53,7 +53,9 @@ def transcribe_speech(
 ) -> Transcription:
     """:func:`~whisper_align.tasks.transcribe.transcribe` over the speech ``vad`` finds, times on the original
     timeline and words kept out of the silence. ``options`` are transcribe's, except ``clip_timestamps``, which the
-    detector sets (a :class:`DecodingError` if given). Audio without speech gives an empty transcription."""
+    detector sets (a :class:`DecodingError` if given). Audio without speech gives an empty transcription. The
+    language, when not given, is detected on the first speech (openai's rule would listen to the audio's first 30
+    seconds, silence or not)."""
     if options.get("clip_timestamps", "0") not in ("0", [], (), None):
         raise DecodingError("voice-activity detection chooses the clips to decode itself; drop clip_timestamps")
     options.pop("clip_timestamps", None)
@@ -69,6 +71,10 @@ def transcribe_speech(
             duration=len(samples) / SAMPLE_RATE,
             word_alignment=options.get("word_alignment", "captured") if options.get("word_timestamps") else None,
         )
+    if options.get("language") is None and model.is_multilingual:  # from the first speech, not leading silence
+        first = round(clips[0][0] * SAMPLE_RATE)
+        mel = log_mel_spectrogram(samples[first : first + N_SAMPLES], model.dims.n_mels, padding=N_SAMPLES)
+        options["language"] = _detect_language(model, mel, options.get("verbose"))
     result = transcribe(model, samples, clip_timestamps=[t for clip in clips for t in clip], **options)
     return snap_to_speech(result, speech.regions)
 
