@@ -4,7 +4,9 @@ The public API, imported on first use (so `import whisper_align.heads` and the C
 
 - ``load_model(name_or_path)``, ``save_model(model, path, format=...)``, ``quantize_int8(model)`` (fast CPU)
 - ``align(model, audio, text)`` -> :class:`Result`; ``align_corpus(model, manifest, out)``
-- ``transcribe(model, audio, word_timestamps=True)`` -> :class:`Result`
+- ``transcribe(model, audio, word_timestamps=True)`` -> :class:`Result`; ``transcribe_speech`` (only the speech
+  a voice-activity detector finds), ``speech_regions(audio)``, ``snap_to_speech(result, regions)``
+- ``regroup(result, ...)`` (segments by pauses, punctuation, length), ``assign_speakers(result, turns_or_rttm)``
 - ``heads``: the official heads and the dump / pairs / whisper.cpp codecs
 - ``AlignmentConfig``, ``Word``, ``Segment``, ``Result``
 - ``write_viewer(result, audio, "view.html")``: a self-contained page to see and hear the alignment
@@ -24,6 +26,13 @@ _LAZY = {
     "align": "tasks.align",
     "align_corpus": "tasks.corpus",
     "transcribe": "tasks.transcribe",
+    "transcribe_speech": "tasks.speech",
+    "snap_to_speech": "tasks.speech",
+    "speech_regions": "frontend.vad",
+    "VadOptions": "frontend.vad",
+    "regroup": "results.regroup",
+    "assign_speakers": "results.speakers",
+    "read_rttm": "results.speakers",
     "AlignmentConfig": "alignment.words",
     "Word": "results.types",
     "Segment": "results.types",

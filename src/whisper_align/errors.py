@@ -65,3 +65,8 @@ class RefineError(WhisperAlignError, ValueError):
 class ResultFileError(WhisperAlignError, ValueError):
     """A saved result that cannot be used: a missing or unreadable file, not JSON, not a result with segments or
     words, broken word times, or words far past the end of the audio it is shown with."""
+
+
+class PostprocessError(WhisperAlignError, ValueError):
+    """Input or options of a step after decoding that cannot work: regrouping a result without word timestamps,
+    a malformed speaker (RTTM) line, a voice-activity detector that is not installed or given bad settings."""

@@ -162,7 +162,9 @@ def save_model(
     """Write ``model`` (weights and alignment heads) as an openai .pt file or a CTranslate2 / Hugging Face folder.
 
     ``dtype`` chooses the stored weights' type for CTranslate2 (float16 by default, or bfloat16, float32, int8);
-    the other formats store the model's own dtype.
+    the other formats store the model's own dtype. A CTranslate2 folder opens in faster-whisper, whose word
+    timestamps then use our heads; openai-whisper users apply a .pt's heads with
+    ``model.set_alignment_heads(torch.load(path)["alignment_heads"])``.
     """
     if model.is_quantized:  # quantize_int8 released the float weights of the linear layers
         raise ValueError(

@@ -324,36 +324,14 @@ def _quantized_int8(variables: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = torch.float16) -> None:
-    """Write ``model`` as a CTranslate2 folder: model.bin, config.json, tokenizer.json.
-
-    ``dtype`` is float16 (as the official conversions), bfloat16, float32, or int8: per-row quantized
-    projections and embeddings (a quarter of float32's size; what faster-whisper's ``int8`` loads fastest).
-    config.json carries the model's alignment heads; other keys (token ids for faster-whisper's decoding)
-    are carried over from the source folder when the model was read from CTranslate2. The tokenizer is
-    copied when the model knows its tokenizer.json.
-    """
-    if dtype not in (torch.float16, torch.float32, torch.bfloat16, torch.int8):
-        raise ValueError(f"CTranslate2 weights are written as float16, bfloat16, float32 or int8, not {dtype}")
-    if dtype == torch.int8:
-        variables = _quantized_int8(_variables_of(model, torch.float32))
-    else:
-        variables = _variables_of(model, dtype)
-    folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(
-        folder / "model.bin",
-        iter_model_bin(variables, {"decoder/projection/weight": "decoder/embeddings/weight"}),
-    )
-
-    config: dict = {}
+def _config(model: Whisper, decoding: dict[str, list[int]]) -> dict:
+    """config.json: the decoding keys (the source folder's own when the model was read from CTranslate2, which
+    win over the computed ones), the model's alignment heads, its time shift and its boundary refinement."""
+    config: dict = dict(decoding)
     info = model.info
     if info.format == "ctranslate2" and info.path:
         source = Path(info.path)
-        config = read_config(source if source.is_dir() else source.parent)
-    elif model.is_multilingual:
-        first_language = 50259  # <|en|>, right after <|startoftranscript|>
-        config["lang_ids"] = list(range(first_language, first_language + model.num_languages))
+        config.update(read_config(source if source.is_dir() else source.parent))
     config["alignment_heads"] = [list(pair) for pair in model.alignment_head_pairs()]
     config.pop("alignment_time_shift", None)
     if model.alignment_time_shift:
@@ -361,12 +339,42 @@ def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = tor
     config.pop("boundary_refiner", None)
     if model.boundary_refiner is not None:
         config["boundary_refiner"] = model.boundary_refiner.to_dict()
-    _atomic_write(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    return config
 
-    if info.tokenizer_file and Path(info.tokenizer_file).is_file():
-        target = folder / "tokenizer.json"
-        if not target.exists() or not target.samefile(info.tokenizer_file):
-            _atomic_write(target, Path(info.tokenizer_file).read_bytes())
+
+def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = torch.float16) -> None:
+    """Write ``model`` as a CTranslate2 folder that CTranslate2 and faster-whisper open, with our heads.
+
+    Files: model.bin; config.json (the model's alignment heads, which faster-whisper's word timestamps then use,
+    and the token ids its decoding reads: see :mod:`.ctranslate2_files`); vocabulary.txt; tokenizer.json (the
+    model's own, else the bundled one); preprocessor_config.json. ``dtype`` is float16 (as the official
+    conversions), bfloat16, float32, or int8: per-row quantized projections and embeddings (a quarter of
+    float32's size; what faster-whisper's ``int8`` loads fastest).
+    """
+    from .ctranslate2_files import companion_files
+
+    if dtype not in (torch.float16, torch.float32, torch.bfloat16, torch.int8):
+        raise ValueError(f"CTranslate2 weights are written as float16, bfloat16, float32 or int8, not {dtype}")
+    folder = Path(path)
+    decoding, files = companion_files(model, folder)
+    if dtype == torch.int8:
+        variables = _quantized_int8(_variables_of(model, torch.float32))
+    else:
+        variables = _variables_of(model, dtype)
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(
+        folder / "model.bin",
+        iter_model_bin(variables, {"decoder/projection/weight": "decoder/embeddings/weight"}),
+    )
+    config = _config(model, decoding)
+    _atomic_write(folder / "config.json", (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    for name, content in files.items():
+        target = folder / name
+        if isinstance(content, Path):
+            if target.exists() and target.samefile(content):
+                continue
+            content = content.read_bytes()
+        _atomic_write(target, content)
 
 
 __all__ = ["read", "write", "read_variables", "to_state_dict", "weight_files", "RawModel", "new_model"]

@@ -1,9 +1,16 @@
 """openai-whisper ``.pt`` checkpoints: ``{"dims": {...}, "model_state_dict": {...}}`` saved with ``torch.save``.
 
 Read with ``torch.load(weights_only=True)`` (no pickled code runs). Heads may travel two ways: our writer stores
-openai's dump at the top level (``"alignment_heads": bytes``), which openai-whisper ignores; a state dict saved
-from our model may hold the ``alignment_heads`` buffer itself. openai's own files have neither: an official file
-is recognised by its SHA-256, which is part of its download URL (see :mod:`.names`).
+openai's dump at the top level (``"alignment_heads": bytes``, exactly what openai-whisper's
+``set_alignment_heads`` takes); a state dict saved from our model may hold the ``alignment_heads`` buffer itself.
+openai-whisper's ``load_model`` ignores the top-level key (for a path it always falls back to the last half of
+the decoder), so its users apply our heads in one line::
+
+    model = whisper.load_model("model.pt")
+    model.set_alignment_heads(torch.load("model.pt")["alignment_heads"])
+
+openai's own files carry no heads: an official file is recognised by its SHA-256, which is part of its download
+URL (see :mod:`.names`).
 """
 
 from __future__ import annotations
@@ -149,8 +156,10 @@ def write(model: Whisper, path: str | os.PathLike[str]) -> None:
     """Save ``model`` so that ``whisper.load_model(path)`` loads it, with our heads as a top-level dump.
 
     openai-whisper's ``load_state_dict`` is strict and its ``alignment_heads`` buffer is not persistent, so the
-    buffer is left out of ``model_state_dict``; the heads go in ``"alignment_heads"`` (openai's dump format),
-    which openai-whisper ignores and :func:`read` picks up. Written atomically (temporary file + rename).
+    buffer is left out of ``model_state_dict``; the heads go in ``"alignment_heads"`` (openai's dump format, as
+    bytes), which :func:`read` picks up and openai-whisper users apply with
+    ``model.set_alignment_heads(torch.load(path)["alignment_heads"])``. Written atomically (temporary file +
+    rename).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import TranscriptError, WhisperAlignError
+from . import postprocess_options
 
 DEFAULT_MODEL = "tiny.en"
 REPO_SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -96,6 +97,7 @@ def run_manifest(args: argparse.Namespace) -> int:
 def run_align(args: argparse.Namespace) -> int:
     from ..tasks.align import align
 
+    postprocess_options.check(args)
     if args.manifest:
         if args.png:
             raise TranscriptError("--png draws one file's alignment; it does not go with --manifest")
@@ -120,6 +122,7 @@ def run_align(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         result = align(model, args.audio, text, language=args.language, config=config, progress=True)
     print_warnings(caught)
+    result = postprocess_options.apply(result, args, args.audio)
     if args.output:
         result.write(args.output)
         print(f"wrote {args.output}: {len(result.words)} words{score_note(result)}", file=sys.stderr)
@@ -204,6 +207,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --manifest: one clip per 30 s window (slower, slightly more accurate)",
     )
     add_model_options(parser)
+    postprocess_options.add_arguments(parser)
     parser.set_defaults(func=run_align)
 
     demo = subparsers.add_parser("demo", help="align the bundled sample with the bundled tiny.en")

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import OutputError, WhisperAlignError
+from . import postprocess_options
 
 OUTPUT_FORMATS = ["json", "srt", "vtt", "tsv", "txt", "TextGrid"]
 
@@ -107,6 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--png", action="store_true", help="also draw each file's waveform and words to NAME.png (matplotlib)"
     )
     parser.add_argument("--verbose", action="store_true", help="print each segment as it is decoded")
+    postprocess_options.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -163,8 +165,8 @@ def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Pat
     """Transcribe one file and write it in the chosen formats, printing each path written."""
     from ..alignment.words import AlignmentConfig
     from ..results.writers import write_result
-    from ..tasks.transcribe import transcribe
 
+    transcribe = postprocess_options.transcriber(args)  # --vad: only the speech
     result = transcribe(
         model,
         audio,
@@ -184,6 +186,7 @@ def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Pat
         seek_to_last_word=args.seek_to_last_word,
         checked_int8_logits=args.fast_logits,
     )
+    result = postprocess_options.apply(result, args, audio, vad_done=True)
     formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
     stem = Path(audio).stem
     for fmt in formats:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..errors import OutputFormatError
 
 if TYPE_CHECKING:
-    from .types import Result
+    from .types import Result, Word
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -150,6 +150,9 @@ def subtitle_cues(
       at most that width, a cue holds at most that many lines, and a pause over 3 s starts a new cue;
     - ``highlight_words`` repeats each cue once per word with that word in ``<u>...</u>``, timed to the word (and
       the un-highlighted cue fills any gap between words).
+
+    When speakers were assigned (``assign_speakers``), each cue starts with its speaker as ``[SPEAKER_00] ``: the
+    segment's, or the one holding most of the cue's words' time.
     """
 
     def stamp(seconds: float) -> str:
@@ -157,11 +160,14 @@ def subtitle_cues(
 
     if not result.has_words:
         for segment in result.segments:
-            yield stamp(segment.start), stamp(segment.end), segment.text.strip().replace("-->", "->")
+            label = f"[{segment.speaker}] " if segment.speaker is not None else ""
+            yield stamp(segment.start), stamp(segment.end), label + segment.text.strip().replace("-->", "->")
         return
 
+    words = iter(result.words)
     for cue in _word_cues(result, max_line_width, max_line_count, max_words_per_line):
-        cue_text = "".join(text for text, _, _ in cue)
+        label = _speaker_label([next(words) for _ in cue])
+        cue_text = label + "".join(text for text, _, _ in cue)
         if not highlight_words:
             yield stamp(cue[0][1]), stamp(cue[-1][2]), cue_text
             continue
@@ -173,9 +179,18 @@ def subtitle_cues(
             yield (
                 start_stamp,
                 end_stamp,
-                "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue)),
+                label + "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue)),
             )
             previous_end = end_stamp
+
+
+def _speaker_label(words: list[Word]) -> str:
+    """``"[NAME] "`` for the speaker holding most of ``words``' time, or ``""`` when they have no speakers."""
+    time: dict[str, float] = {}
+    for word in words:
+        if word.speaker is not None:
+            time[word.speaker] = time.get(word.speaker, 0.0) + max(word.end - word.start, 1e-6)
+    return f"[{max(time, key=lambda name: time[name])}] " if time else ""
 
 
 def _underline(text: str) -> str:

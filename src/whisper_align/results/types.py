@@ -24,6 +24,7 @@ class Word:
     ``past_end`` marks a word of a forced alignment that the audio ends before: it could not be heard, so it
     sits at the end of the audio with zero length (the recording was cut short, or the text runs on). Only
     such words have ``past_end=True``; the key is written to dicts only then, so openai's schema is kept.
+    ``speaker`` is set by :func:`~whisper_align.results.speakers.assign_speakers` (written only when set).
     """
 
     word: str
@@ -31,6 +32,7 @@ class Word:
     end: float
     probability: float = float("nan")
     past_end: bool = False
+    speaker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -41,6 +43,8 @@ class Word:
         }
         if self.past_end:
             data["past_end"] = True
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
         return data
 
     @classmethod
@@ -51,6 +55,7 @@ class Word:
             end=float(data["end"]),
             probability=float(data.get("probability", float("nan"))),
             past_end=bool(data.get("past_end", False)),
+            speaker=None if data.get("speaker") is None else str(data["speaker"]),
         )
 
 
@@ -74,6 +79,7 @@ class Segment:
     compression_ratio: float = float("nan")
     no_speech_prob: float = float("nan")
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None  # set by assign_speakers; written to dicts only when set
 
     def to_dict(self, include_words: bool | None = None) -> dict[str, Any]:
         """openai-whisper's segment dict. ``words`` is included when asked, or by default when there are any
@@ -92,6 +98,8 @@ class Segment:
         }
         if include_words if include_words is not None else bool(self.words):
             data["words"] = [word.to_dict() for word in self.words]
+        if self.speaker is not None:
+            data["speaker"] = self.speaker
         return data
 
     @classmethod
@@ -109,6 +117,7 @@ class Segment:
             compression_ratio=float(data.get("compression_ratio", float("nan"))),
             no_speech_prob=float(data.get("no_speech_prob", float("nan"))),
             words=[Word.from_dict(w) for w in data.get("words", [])],
+            speaker=None if data.get("speaker") is None else str(data["speaker"]),
         )
 
 
