@@ -22,18 +22,30 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, write_json  # noqa: E402
 from whisper_align.alignment.refine import fit  # noqa: E402
-from whisper_align.alignment.words import AlignmentConfig, resolve_config  # noqa: E402
+from whisper_align.alignment.words import AlignmentConfig, resolve_config, widen_empty_words  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
+from whisper_align.frontend.audio import N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.results.evaluation import Metrics, score  # noqa: E402
 from whisper_align.results.manifest import Utterance, load_manifest  # noqa: E402
-from whisper_align.tasks.align import align  # noqa: E402
+from whisper_align.tasks.align import (  # noqa: E402
+    Piece,
+    enforce_monotone,
+    prepare_text,
+    refine_inputs,
+    run_pieces,
+    window_mel,
+    words_of_piece,
+)
 from whisper_align.tasks.corpus import align_corpus  # noqa: E402
 from whisper_align.tasks.refiner_fit import DEFAULT_RADIUS, labelled_clip  # noqa: E402
 
+RESULT = Path(__file__).resolve().parent / "results" / "refine_cv.json"
 ROWS = {
     "default without refinement, one clip per window": (False, False),
     "default without refinement, packed": (False, True),
@@ -69,20 +81,37 @@ def packed_words(model, test: list[Utterance], config: AlignmentConfig) -> dict[
     return {r["id"]: [(w["word"], w["start"], w["end"]) for w in r["words"]] for r in rows}
 
 
+def single_words(model, test: list[Utterance]) -> dict[bool, dict[str, list]]:  # noqa: ANN001
+    """{refine: {id: [(word, start, end)]}} one clip per window, as ``align`` does for a clip, with one encoder
+    and decoder pass per clip serving both settings."""
+    tokenizer = get_tokenizer(model)
+    out: dict[bool, dict[str, list]] = {False: {}, True: {}}
+    for u in test:
+        samples = load_audio(u.audio)
+        tokens = prepare_text(tokenizer, u.text)
+        n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
+        with torch.inference_mode():
+            mel = window_mel(model, samples)
+            features = model.embed_audio(mel[None])
+        ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
+        inputs = refine_inputs(model, mel, features[0], 0, n_positions)
+        duration = len(samples) / SAMPLE_RATE
+        for refine in (False, True):
+            config = resolve_config(AlignmentConfig(refine=refine), model.alignment_time_shift)
+            words = words_of_piece(tokenizer, qk.float(), tokens, probs, config, 0.0, refine=inputs)
+            widen_empty_words(enforce_monotone(words, duration), config.min_word_duration, 0.0, duration)
+            out[refine][u.id] = [(w.word, round(w.start, 3), round(w.end, 3)) for w in words]  # as align() does
+    return out
+
+
 def score_fold(model, test: list[Utterance]) -> dict[str, dict]:  # noqa: ANN001
     """Each row's (reference, hypothesis) pairs on ``test``, keyed by row then utterance id."""
     out: dict[str, dict] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        single = single_words(model, test)
     for row, (refine, packed) in ROWS.items():
-        config = AlignmentConfig(refine=refine)
-        if packed:
-            words = packed_words(model, test, config)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                words = {
-                    u.id: [(w.word, w.start, w.end) for w in align(model, u.audio, u.text, config=config).words]
-                    for u in test
-                }
+        words = packed_words(model, test, AlignmentConfig(refine=refine)) if packed else single[refine]
         out[row] = {u.id: (u.words, words[u.id]) for u in test}
     return out
 
@@ -138,19 +167,18 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--limit", type=int, help="first N utterances of each fit/test list (quick runs)")
     args = parser.parse_args()
-    results = {name: run_model(name, args.limit) for name in args.models}
-    print(table(results))
-    payload = {
-        "protocol": __doc__,
-        "args": vars(args),
-        "metrics": {
-            model: {
-                s: {row: dict(m.to_dict(), mean_ms=mean_ms(m)) for row, m in rows.items()} for s, rows in sets.items()
-            }
-            for model, sets in results.items()
-        },
-    }
-    print(f"wrote {write_json('refine_cv', payload)}")
+    previous = RESULT.is_file() and json.loads(RESULT.read_text()).get("metrics", {})
+    for name in args.models:  # each model written as soon as it is done, beside the others' last results
+        results = {name: run_model(name, args.limit)}
+        print(table(results))
+        metrics = dict(previous or {})
+        metrics[name] = {
+            s: {row: dict(m.to_dict(), mean_ms=mean_ms(m)) for row, m in rows.items()}
+            for s, rows in results[name].items()
+        }
+        previous = metrics
+        payload = {"protocol": __doc__, "args": vars(args), "metrics": metrics}
+        print(f"wrote {write_json('refine_cv', payload)}")
 
 
 if __name__ == "__main__":
