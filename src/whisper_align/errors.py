@@ -60,3 +60,8 @@ class AlignmentHeadsError(WhisperAlignError, ValueError):
 
 class RefineError(WhisperAlignError, ValueError):
     """Inputs or parameters of the boundary refinement that do not fit together (shape, kind, version)."""
+
+
+class EngineError(WhisperAlignError, RuntimeError):
+    """A distributed run that cannot start or go on: Ray not installed, a cluster that cannot be reached or lacks
+    the workers' resources, a worker that failed. Results written so far are kept; a rerun resumes."""
