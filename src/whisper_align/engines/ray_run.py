@@ -163,8 +163,9 @@ def _run(
         batches = dataset.select_columns(["id", "error", "line"]).iter_batches(batch_size=None, batch_format="numpy")
         with _worker_errors(ray):
             for batch in batches:
+                # a block without errors has a column of nulls, which may come back as NaN: only a string is one
                 yield [
-                    ClipResult(str(i), None if e is None else str(e), str(line))
+                    ClipResult(str(i), e if isinstance(e, str) else None, str(line))
                     for i, e, line in zip(batch["id"], batch["error"], batch["line"])
                 ]
 

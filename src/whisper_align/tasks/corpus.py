@@ -178,7 +178,7 @@ def estimated_samples(path: Path) -> int:
         if rate == SAMPLE_RATE:
             return frames
         return -(-frames * SAMPLE_RATE // rate) + _RESAMPLED_MARGIN
-    except (wave.Error, EOFError, OSError):
+    except (wave.Error, EOFError, OSError, RuntimeError):  # RuntimeError: a chunk size past the end of the file
         pass
     if not path.is_file():
         return 0
