@@ -9,8 +9,10 @@ Both load their model once, in ``__init__`` (once per actor), and take batches i
 ``audio`` is a file path (as a string, readable where the actor runs) or the file's bytes (e.g. the ``bytes`` of
 ``ray.data.read_binary_files``). ``line`` is exactly the JSON line the single-process engine writes for the clip
 (``align --manifest`` / ``transcribe --manifest``); the other columns are its fields, ``None`` where the line
-has none. A bad row (unreadable audio, text that does not fit, a malformed manifest line given as ``problem``)
-becomes a row with its ``error`` message, the one the single-process engine writes, instead of failing the job.
+has none (a block whose rows all worked may hand its ``error`` column on as nulls, read back as None or NaN:
+a row failed exactly when its ``error`` is a string). A bad row (unreadable audio, text that does not fit, a
+malformed manifest line given as ``problem``) becomes a row with its ``error`` message, the one the
+single-process engine writes, instead of failing the job.
 
 Packing (alignment): clips go into 30 s windows exactly as in ``align --manifest``, through the same function
 (:func:`~whisper_align.tasks.corpus.align_group`). The packing groups come from an optional ``group`` column
@@ -24,6 +26,7 @@ builds such datasets from a manifest so that a Ray run gives the single-process 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -172,6 +175,8 @@ def _value(batch: Batch, column: str, k: int) -> Any:
     value = values[k]
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, float) and math.isnan(value):  # a column of nulls may arrive as NaN
+        return None
     return value
 
 
