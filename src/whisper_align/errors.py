@@ -70,3 +70,8 @@ class ResultFileError(WhisperAlignError, ValueError):
 class PostprocessError(WhisperAlignError, ValueError):
     """Input or options of a step after decoding that cannot work: regrouping a result without word timestamps,
     a malformed speaker (RTTM) line, a voice-activity detector that is not installed or given bad settings."""
+
+
+class EngineError(WhisperAlignError, RuntimeError):
+    """A distributed run that cannot start or go on: Ray not installed, a cluster that cannot be reached or lacks
+    the workers' resources, a worker that failed. Results written so far are kept; a rerun resumes."""

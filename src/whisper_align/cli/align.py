@@ -9,10 +9,10 @@ from pathlib import Path
 
 from ..errors import TranscriptError, WhisperAlignError
 from . import postprocess_options
+from .engine_options import add_engine_options
 
 DEFAULT_MODEL = "tiny.en"
 REPO_SAMPLES = Path(__file__).resolve().parents[3] / "samples"
-MAX_FAILURES_SHOWN = 10  # failed manifest lines named on stderr; all of them are in the output file
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -61,12 +61,17 @@ def print_words(result) -> None:  # noqa: ANN001
 def run_manifest(args: argparse.Namespace) -> int:
     """``align --manifest IN --out OUT``: paths checked before the model loads; exit 1 if any line failed."""
     from ..tasks.corpus import align_corpus, check_corpus_paths
+    from .engine_options import check_manifest_args, cluster, model_spec, print_summary
 
-    if args.audio or args.text or args.text_file:
-        raise TranscriptError("--manifest takes audio and text from the manifest; drop AUDIO/--text")
-    if not args.out:
-        raise TranscriptError("--manifest needs --out OUT.jsonl for the results")
+    check_manifest_args(args, "AUDIO/--text" if args.audio or args.text or args.text_file else "")
     check_corpus_paths(args.manifest, args.out)
+    if args.engine == "ray":
+        from ..alignment.words import AlignmentConfig
+        from ..engines.ray_run import align_on_ray
+
+        spec, config = model_spec(args), AlignmentConfig(mode=args.mode)
+        options = dict(language=args.language, config=config, pack=not args.no_pack, retry_errors=args.retry_errors)
+        return print_summary(align_on_ray(args.manifest, args.out, spec, cluster(args), **options), args.out)
     model, config = load(args)
     summary = align_corpus(
         model,
@@ -77,27 +82,15 @@ def run_manifest(args: argparse.Namespace) -> int:
         pack=not args.no_pack,
         retry_errors=args.retry_errors,
     )
-    for clip_id, message in summary.failures[:MAX_FAILURES_SHOWN]:
-        print(f"whisper-align: failed {clip_id}: {message}", file=sys.stderr)
-    if len(summary.failures) > MAX_FAILURES_SHOWN:
-        print(
-            f"whisper-align: ... and {len(summary.failures) - MAX_FAILURES_SHOWN} more (their lines in "
-            f'{args.out} hold an "error")',
-            file=sys.stderr,
-        )
-    if summary.kept_errors:
-        print(
-            f"whisper-align: {summary.kept_errors} error lines of earlier runs kept (--no-retry-errors)",
-            file=sys.stderr,
-        )
-    print(f"aligned {summary.aligned}, already done {summary.skipped}, failed {summary.failed} -> {args.out}")
-    return 1 if summary.failed or summary.kept_errors else 0
+    return print_summary(summary, args.out)
 
 
 def run_align(args: argparse.Namespace) -> int:
     from ..tasks.align import align
+    from .engine_options import check_engine_options
 
     postprocess_options.check(args)
+    check_engine_options(args)
     if args.manifest:
         if args.png:
             raise TranscriptError("--png draws one file's alignment; it does not go with --manifest")
@@ -208,6 +201,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_options(parser)
     postprocess_options.add_arguments(parser)
+    add_engine_options(parser)
     parser.set_defaults(func=run_align)
 
     demo = subparsers.add_parser("demo", help="align the bundled sample with the bundled tiny.en")

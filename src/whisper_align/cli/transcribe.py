@@ -15,9 +15,11 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from ..errors import OutputError, WhisperAlignError
 from . import postprocess_options
+from .engine_options import add_engine_options, add_manifest_options, check_engine_options
 
 OUTPUT_FORMATS = ["json", "srt", "vtt", "tsv", "txt", "TextGrid"]
 
@@ -40,7 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Transcribe audio files with a Whisper model (openai-whisper's long-form algorithm); with "
         "--word-timestamps, word times come from the attention captured while decoding.",
     )
-    parser.add_argument("audio", nargs="+", metavar="AUDIO", help="audio or video file(s) FFmpeg can read")
+    parser.add_argument("audio", nargs="*", metavar="AUDIO", help="audio or video file(s) FFmpeg can read")
+    add_manifest_options(parser)
+    add_engine_options(parser)
     parser.add_argument("--model", default="tiny.en", help="official name or checkpoint path (default: tiny.en)")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument(
@@ -117,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
     status is 1 if any failed (a summary names them), 0 if all were written."""
     from ..checkpoints import load_model
 
+    check_engine_options(args)
+    if args.manifest or not args.audio:
+        return _run_manifest(args)
     output_dir = Path(args.output_dir)
     _check_output_dir(output_dir)  # before the model loads
     if args.png:
@@ -163,14 +170,31 @@ def _check_output_dir(folder: Path) -> None:
 
 def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Path) -> None:  # noqa: ANN001
     """Transcribe one file and write it in the chosen formats, printing each path written."""
-    from ..alignment.words import AlignmentConfig
     from ..results.writers import write_result
 
     transcribe = postprocess_options.transcriber(args)  # --vad: only the speech
-    result = transcribe(
-        model,
-        audio,
-        verbose=True if args.verbose else False,
+    result = transcribe(model, audio, verbose=True if args.verbose else False, **transcribe_options(args))
+    result = postprocess_options.apply(result, args, audio, vad_done=True)
+    formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
+    stem = Path(audio).stem
+    for fmt in formats:
+        path = output_dir / f"{stem}.{fmt}"
+        try:
+            write_result(result, path, highlight_words=args.highlight_words and args.word_timestamps)
+        except OSError as error:
+            raise OutputError(f"cannot write {os.fspath(path)!r}: {error.strerror or error}") from error
+        print(path)
+    if args.png:
+        from ..results.viewer import write_png
+
+        print(write_png(result, audio, output_dir / f"{stem}.png"))
+
+
+def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`~whisper_align.tasks.transcribe.transcribe`'s options from the command line (all but ``verbose``)."""
+    from ..alignment.words import AlignmentConfig
+
+    return dict(
         language=args.language,
         task=args.task,
         word_timestamps=args.word_timestamps,
@@ -186,17 +210,10 @@ def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Pat
         seek_to_last_word=args.seek_to_last_word,
         checked_int8_logits=args.fast_logits,
     )
-    result = postprocess_options.apply(result, args, audio, vad_done=True)
-    formats = OUTPUT_FORMATS if args.output_format == "all" else [args.output_format]
-    stem = Path(audio).stem
-    for fmt in formats:
-        path = output_dir / f"{stem}.{fmt}"
-        try:
-            write_result(result, path, highlight_words=args.highlight_words and args.word_timestamps)
-        except OSError as error:
-            raise OutputError(f"cannot write {os.fspath(path)!r}: {error.strerror or error}") from error
-        print(path)
-    if args.png:
-        from ..results.viewer import write_png
 
-        print(write_png(result, audio, output_dir / f"{stem}.png"))
+
+def _run_manifest(args: argparse.Namespace) -> int:
+    """``transcribe --manifest IN --out OUT``: every line into one resumable JSON-lines file, on either engine."""
+    from .transcribe_manifest import run_manifest
+
+    return run_manifest(args, transcribe_options(args))

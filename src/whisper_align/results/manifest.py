@@ -68,17 +68,18 @@ def load_manifest(path: str | os.PathLike[str], *, check_audio: bool = False) ->
     return utterances
 
 
-def scan_manifest(path: str | os.PathLike[str]) -> list[Utterance | ManifestProblem]:
+def scan_manifest(path: str | os.PathLike[str], *, text_required: bool = True) -> list[Utterance | ManifestProblem]:
     """Every non-blank line of a manifest in file order: an :class:`Utterance`, or a :class:`ManifestProblem`
     for a line that :func:`load_manifest` would reject (including the second line of a repeated id).
 
     Lenient, for corpus runs that align the good lines and report the bad ones; raises :class:`ManifestError`
-    only when the file itself cannot be read. Audio files are not checked.
+    only when the file itself cannot be read. Audio files are not checked. Without ``text_required`` (manifests
+    to transcribe) a line may leave out ``text``; its utterance then has ``text=""``.
     """
-    return [item for _, item in _scan(Path(path))]
+    return [item for _, item in _scan(Path(path), text_required)]
 
 
-def _scan(manifest: Path) -> Iterator[tuple[int, Utterance | ManifestProblem]]:
+def _scan(manifest: Path, text_required: bool = True) -> Iterator[tuple[int, Utterance | ManifestProblem]]:
     """(line number, utterance or problem) of each non-blank line; bytes are decoded per line, so that a line
     that is not UTF-8 is one problem with its number."""
     if not manifest.is_file():
@@ -92,7 +93,7 @@ def _scan(manifest: Path) -> Iterator[tuple[int, Utterance | ManifestProblem]]:
                     continue
                 where = f"{os.fspath(manifest)}, line {number}"
                 try:
-                    utterance = _utterance(_parse_line(raw, number, where), folder, where)
+                    utterance = _utterance(_parse_line(raw, number, where), folder, where, text_required)
                 except ManifestError as error:
                     yield number, ManifestProblem(number, str(error), _readable_id(raw))
                     continue
@@ -134,16 +135,17 @@ def _readable_id(raw: bytes) -> str | None:
     return text if text and "\ufffd" not in text else None
 
 
-def _utterance(entry: Any, folder: Path, where: str) -> Utterance:
+def _utterance(entry: Any, folder: Path, where: str, text_required: bool = True) -> Utterance:
     if not isinstance(entry, dict):
         raise ManifestError(f"{where}: expected a JSON object, got {type(entry).__name__}")
-    for name in _REQUIRED:
+    required = _REQUIRED if text_required else _REQUIRED[:2]
+    for name in required:
         if name not in entry:
-            raise ManifestError(f"{where}: missing required field {name!r} (each line needs id, audio, text)")
+            raise ManifestError(f"{where}: missing required field {name!r} (each line needs {', '.join(required)})")
     if not isinstance(entry["id"], (str, int)) or isinstance(entry["id"], bool):
         raise ManifestError(f"{where}: field 'id' must be a string, got {entry['id']!r}")
     for name in ("audio", "text"):
-        if not isinstance(entry[name], str):
+        if name in entry and not isinstance(entry[name], str):
             raise ManifestError(f"{where}: field {name!r} must be a string, got {entry[name]!r}")
     if not entry["audio"]:
         raise ManifestError(f"{where}: field 'audio' is empty")
@@ -161,7 +163,7 @@ def _utterance(entry: Any, folder: Path, where: str) -> Utterance:
     return Utterance(
         id=str(entry["id"]),
         audio=Path(os.path.normpath(folder / entry["audio"])),
-        text=entry["text"],
+        text=entry.get("text", ""),
         words=words,
         speaker=None if speaker is None else str(speaker),
         duration=None if duration is None else float(duration),

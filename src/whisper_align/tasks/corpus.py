@@ -28,6 +28,7 @@ import wave
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -107,25 +108,49 @@ class CorpusSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
 
 
+class ClipResult(NamedTuple):
+    """One clip's outcome: its id, the error message (None when it worked) and its output line (no newline)."""
+
+    id: str
+    error: str | None
+    line: str
+
+
 @dataclass
-class _Run:
+class CorpusRun:
+    """What aligning a group needs, set up once per run (or once per worker of a distributed run)."""
+
     model: Whisper
     tokenizer: Tokenizer
     config: AlignmentConfig
-    pack: bool
-    probabilities: bool
+    pack: bool = True
+    probabilities: bool = True
+
+    @classmethod
+    def create(
+        cls,
+        model: Whisper,
+        language: str | None = None,
+        config: AlignmentConfig | None = None,
+        pack: bool = True,
+        probabilities: bool = True,
+    ) -> CorpusRun:
+        """The run ``align_corpus`` makes of its arguments: the model's tokenizer and its resolved config."""
+        tokenizer = get_tokenizer(model, language=language)
+        return cls(model, tokenizer, resolve_config(config, model.alignment_time_shift), pack, probabilities)
 
 
 # ---- the plan: fixed by the manifest alone ---------------------------------------------------------------------
 
 
-def manifest_entries(manifest: str | os.PathLike[str]) -> list[CorpusEntry]:
+def manifest_entries(manifest: str | os.PathLike[str], *, text_required: bool = True) -> list[CorpusEntry]:
     """Every non-blank manifest line in order, a malformed one included (with its problem).
 
     A malformed line's output id is its own id when that can be read and no other line uses it, else
     ``line:<n>``. Raises :class:`ManifestError` for a missing or unreadable file, or one without any line.
+    ``text_required=False`` reads a manifest to transcribe (lines need only ``id`` and ``audio``).
     """
-    items = scan_manifest(manifest)
+    items = scan_manifest(manifest, text_required=text_required)
     if not items:
         raise ManifestError(f"manifest {os.fspath(manifest)!r} holds no utterances")
     counts: dict[str, int] = {}
@@ -162,7 +187,7 @@ def estimated_samples(path: Path) -> int:
         if rate == SAMPLE_RATE:
             return frames
         return -(-frames * SAMPLE_RATE // rate) + _RESAMPLED_MARGIN
-    except (wave.Error, EOFError, OSError):
+    except (wave.Error, EOFError, OSError, RuntimeError):  # RuntimeError: a chunk size past the end of the file
         pass
     if not path.is_file():
         return 0
@@ -227,12 +252,16 @@ def _windows(clips: Iterable[_Clip], pack: bool) -> Iterator[_Window | _Clip]:
 # ---- aligning -------------------------------------------------------------------------------------------------
 
 
-def _line(clip_id: str, words: list | None = None, error: str | None = None) -> str:
-    if error is not None:
-        return json.dumps({"id": clip_id, "error": error}, ensure_ascii=False)
+def error_line(clip_id: str, error: str) -> str:
+    """The output line of a clip that failed: ``{"id", "error"}``."""
+    return json.dumps({"id": clip_id, "error": error}, ensure_ascii=False)
+
+
+def _words_line(clip_id: str, words: list) -> str:
+    """The output line of an aligned clip: ``{"id", "words"}``, times to the millisecond."""
     rows = [
         {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3), "probability": round(w.probability, 4)}
-        for w in words or []
+        for w in words
     ]
     return json.dumps({"id": clip_id, "words": rows}, ensure_ascii=False)
 
@@ -262,7 +291,7 @@ def align_packed_window(
     return out
 
 
-def _prepare(run: _Run, entry: CorpusEntry) -> _Clip:
+def _prepare(run: CorpusRun, entry: CorpusEntry) -> _Clip:
     """Audio and tokens of one entry; a typed error says why it cannot be aligned."""
     if entry.utterance is None:
         raise ManifestError(entry.problem or f"manifest line {entry.index + 1} cannot be used")
@@ -273,7 +302,7 @@ def _prepare(run: _Run, entry: CorpusEntry) -> _Clip:
     return _Clip(entry, samples, tokens)
 
 
-def _align_item(run: _Run, item: _Window | _Clip) -> list[list | str]:
+def _align_item(run: CorpusRun, item: _Window | _Clip) -> list[list | str]:
     """Words of each clip of a window (or of one long clip), or the error message for all of them."""
     try:
         if isinstance(item, _Clip):
@@ -283,20 +312,21 @@ def _align_item(run: _Run, item: _Window | _Clip) -> list[list | str]:
         return [str(error)] * (1 if isinstance(item, _Clip) else len(item.clips))
 
 
-def _align_group(run: _Run, group: list[CorpusEntry], done: set[str]) -> list[tuple[str, str | None, str]]:
-    """(id, error or None, output line) for each entry of ``group`` not in ``done``, in manifest order.
+def align_group(run: CorpusRun, group: list[CorpusEntry], done: set[str]) -> list[ClipResult]:
+    """The result of each entry of ``group`` (one packing group of :func:`plan_groups`) not in ``done``, in
+    manifest order. Both engines, the single-process one and the Ray one, align their groups with this.
 
     The whole group is laid out and aligned as in a run from scratch (done clips included), so the missing
     clips get exactly the words an uninterrupted run gives them; windows without a missing clip are skipped.
     """
-    results: dict[int, tuple[str, str | None, str]] = {}
+    results: dict[int, ClipResult] = {}
     clips: dict[int, _Clip] = {}
     for entry in group:
         if entry.id not in done:
             try:
                 clips[entry.index] = _prepare(run, entry)
             except WhisperAlignError as error:
-                results[entry.index] = (entry.id, str(error), _line(entry.id, error=str(error)))
+                results[entry.index] = ClipResult(entry.id, str(error), error_line(entry.id, str(error)))
     if clips:
         for entry in group:
             if entry.id in done:
@@ -313,16 +343,16 @@ def _align_group(run: _Run, group: list[CorpusEntry], done: set[str]) -> list[tu
                 entry = clip.entry
                 if entry.id not in done:
                     if isinstance(words, str):  # the clip failed: its error message
-                        results[entry.index] = (entry.id, words, _line(entry.id, error=words))
+                        results[entry.index] = ClipResult(entry.id, words, error_line(entry.id, words))
                     else:
-                        results[entry.index] = (entry.id, None, _line(entry.id, words))
+                        results[entry.index] = ClipResult(entry.id, None, _words_line(entry.id, words))
     return [results[index] for index in sorted(results)]
 
 
 # ---- the run --------------------------------------------------------------------------------------------------
 
 
-def _settle(output: CorpusOutput, retry_errors: bool) -> dict[str, bool]:
+def settle_output(output: CorpusOutput, retry_errors: bool) -> dict[str, bool]:
     """Keep one line per id (words before errors), dropping error lines that will be retried; {id: has words}."""
     chosen = output.counted()
     keep = [r for r in output.records if chosen[r.id] is r and (r.ok or not retry_errors)]
@@ -331,7 +361,7 @@ def _settle(output: CorpusOutput, retry_errors: bool) -> dict[str, bool]:
     return {r.id: r.ok for r in keep}
 
 
-def _put_in_manifest_order(output: CorpusOutput, entries: list[CorpusEntry]) -> None:
+def put_in_manifest_order(output: CorpusOutput, entries: list[CorpusEntry]) -> None:
     """Rewrite the file in manifest order if a resumed run appended out of it; ids not in the manifest go last."""
     by_id: dict[str, Record] = {r.id: r for r in output.records}
     listed = {entry.id for entry in entries}
@@ -371,36 +401,51 @@ def align_corpus(
     cannot be written (a failed write leaves no partial line) and :class:`DamagedOutputError` for an existing
     ``out`` with a line that is not a result.
     """
+    entries = manifest_entries(manifest)
+    run = CorpusRun.create(model, language, config, pack, probabilities)
+
+    def produce(done: set[str]) -> Iterator[list[ClipResult]]:
+        for group in plan_groups(entries, pack):
+            if not all(entry.id in done for entry in group):
+                yield align_group(run, group, done)
+
+    return write_results(entries, out, produce, retry_errors=retry_errors, progress=progress, desc="aligning")
+
+
+def write_results(
+    entries: list[CorpusEntry],
+    out: str | os.PathLike[str],
+    produce: Callable[[set[str]], Iterable[list[ClipResult]]],
+    *,
+    retry_errors: bool = True,
+    progress: bool = True,
+    desc: str = "aligning",
+) -> CorpusSummary:
+    """The resumable part of a corpus run, shared by every task and engine: settle ``out`` (one line per id,
+    error lines dropped when ``retry_errors``), call ``produce`` with the ids already done, append each batch of
+    results it yields (fsynced, all or nothing), then put the file in manifest order.
+
+    ``produce`` may yield its batches in any order, each holding only ids that are not done, each id once.
+    """
     from tqdm import tqdm
 
-    entries = manifest_entries(manifest)
-    run = _Run(
-        model,
-        get_tokenizer(model, language=language),
-        resolve_config(config, model.alignment_time_shift),
-        pack,
-        probabilities,
-    )
     with CorpusOutput.open(out) as output:
-        written = _settle(output, retry_errors)
+        written = settle_output(output, retry_errors)
         done = set(written)
         summary = CorpusSummary(skipped=sum(entry.id in done for entry in entries))
         summary.kept_errors = sum(written.get(entry.id) is False for entry in entries)
-        bar = tqdm(total=len(entries) - summary.skipped, unit="clip", disable=not progress, desc="aligning")
-        for group in plan_groups(entries, pack):
-            if all(entry.id in done for entry in group):
-                continue
-            results = _align_group(run, group, done)
-            output.append(line for _, _, line in results)
-            for clip_id, error, _ in results:
-                if error is None:
+        bar = tqdm(total=len(entries) - summary.skipped, unit="clip", disable=not progress, desc=desc)
+        for results in produce(done):
+            output.append(result.line for result in results)
+            for result in results:
+                if result.error is None:
                     summary.aligned += 1
                 else:
                     summary.failed += 1
-                    summary.failures.append((clip_id, error))
+                    summary.failures.append((result.id, result.error))
             bar.update(len(results))
         bar.close()
-        _put_in_manifest_order(output, entries)
+        put_in_manifest_order(output, entries)
     return summary
 
 
@@ -414,6 +459,13 @@ def done_ids(out_path: str | os.PathLike[str]) -> set[str]:
 
 __all__ = [
     "align_corpus",
+    "align_group",
+    "error_line",
+    "put_in_manifest_order",
+    "settle_output",
+    "write_results",
+    "ClipResult",
+    "CorpusRun",
     "align_packed_window",
     "check_corpus_paths",
     "done_ids",

@@ -1,6 +1,7 @@
 """The JSON-lines result file of a corpus run: read and checked on resume, appended to safely, rewritten atomically.
 
-Every line is one clip's result, ``{"id", "words"}`` or ``{"id", "error"}``, and ends with a newline. The file is
+Every line is one clip's result, ``{"id", "words"}`` (aligned), ``{"id", "text", "language", "segments"}``
+(transcribed) or ``{"id", "error"}``, and ends with a newline. The file is
 kept so that a crash at any moment leaves only complete lines behind, or at worst one torn last line:
 
 * appends are unbuffered writes followed by ``fsync``; a write that fails (a full disk) is rolled back to the
@@ -93,11 +94,13 @@ def parse_record(raw: bytes, where: str) -> tuple[str, bool]:
         raise DamagedOutputError(f"{where}: expected a JSON object, got {type(entry).__name__}; {remedy}")
     if not isinstance(entry.get("id"), str):
         raise DamagedOutputError(f"{where}: no string 'id'; {remedy}")
-    if isinstance(entry.get("words"), list):
+    if isinstance(entry.get("words"), list) or isinstance(entry.get("segments"), list):  # aligned / transcribed
         return entry["id"], True
     if isinstance(entry.get("error"), str):
         return entry["id"], False
-    raise DamagedOutputError(f"{where}: neither a 'words' list nor an 'error' message; {remedy}")
+    raise DamagedOutputError(
+        f"{where}: neither a 'words' list nor an 'error' message (nor a transcription's 'segments'); {remedy}"
+    )
 
 
 class CorpusOutput:
