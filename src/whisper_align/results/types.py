@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..errors import ResultError
 from . import formats
 
 
@@ -313,6 +314,39 @@ class Result(_DictView):
     def has_words(self) -> bool:
         """Whether word timestamps are present (then every segment's dict gets a ``words`` key)."""
         return any(segment.words for segment in self.segments)
+
+    def flag_low_probability(self, threshold: float) -> int:
+        """Mark the words whose probability is below ``threshold`` (``low_probability``, written to JSON) and
+        unmark the others; returns how many are marked. Words without a probability (NaN) are not marked."""
+        if not 0.0 <= threshold <= 1.0:
+            raise ResultError(f"a probability threshold must be between 0 and 1, got {threshold}")
+        for word in self.words:
+            word.low_probability = word.probability < threshold
+        return sum(word.low_probability for word in self.words)
+
+    def drop_low_probability(self) -> int:
+        """Leave out the words marked ``low_probability`` (see :meth:`flag_low_probability`); returns how many.
+
+        A segment that loses words gets its text and span from the words it keeps (its ``tokens`` stay the
+        decoder's); a segment left without words goes, and the ids and the result's text follow.
+        """
+        before = len(self.words)
+        kept = []
+        for segment in self.segments:
+            if not any(word.low_probability for word in segment.words):
+                kept.append(segment)
+                continue
+            segment.words = [word for word in segment.words if not word.low_probability]
+            if segment.words:
+                segment.text = "".join(word.word for word in segment.words)
+                segment.start, segment.end = segment.words[0].start, segment.words[-1].end
+                kept.append(segment)
+        for number, segment in enumerate(kept):
+            segment.id = number
+        if len(kept) != len(self.segments) or len(self.words) != before:
+            self.segments = kept
+            self.text = "".join(segment.text for segment in kept)
+        return before - len(self.words)
 
     def to_dict(self) -> dict[str, Any]:
         """openai-whisper's ``transcribe()`` result dict, as plain ``dict``\\ s and lists (JSON-serialisable)."""
