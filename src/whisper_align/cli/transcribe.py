@@ -21,7 +21,7 @@ from pathlib import Path
 from ..errors import OutputError, WhisperAlignError
 from .align import print_warnings, score_note
 from .openai_flags import accept_openai_spellings, optional_float, optional_int
-from .output_options import add_output_options, apply_confidence, check_output_options, quality_warnings
+from .output_options import add_output_options, apply_confidence, check_output_options, quality_warnings, warn
 
 OUTPUT_FORMATS = ["json", "srt", "vtt", "tsv", "txt", "TextGrid"]
 
@@ -197,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir)
     _check_output_dir(output_dir)  # before the model loads
     writer_options = check_output_options(args, args.word_timestamps)
+    if args.hallucination_silence_threshold is not None and not args.word_timestamps:
+        warn("--hallucination-silence-threshold needs word timestamps (--word-timestamps); ignoring it")
     if args.threads:
         import torch
 
