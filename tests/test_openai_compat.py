@@ -101,8 +101,8 @@ def test_writes_through_either_view_reach_the_other():
     assert result.text == " Changed." and json.loads(json.dumps(result))["text"] == " Changed."
     result["segments"][0]["words"] = [{"word": " Hi", "start": 0.5, "end": 0.7, "probability": 0.5}]
     assert isinstance(result.segments[0].words[0], Word) and result.segments[0].words[0].word == " Hi"
-    result.segments[0].update({"start": 0.4, "speaker": "A"})
-    assert result.segments[0].start == 0.4 and result["segments"][0]["speaker"] == "A"
+    result.segments[0].update({"start": 0.4, "note": "A"})
+    assert result.segments[0].start == 0.4 and result["segments"][0]["note"] == "A"
     assert result.segments[0].setdefault("start", 9.0) == 0.4
     # numbers become plain floats and ints, so json.dump never meets a numpy or torch scalar
     result.segments[0].words[0].probability = torch.tensor(0.25).item()
@@ -147,23 +147,23 @@ def test_words_key_follows_openai_schema():
 
 def test_json_dump_round_trip_and_plain_copies():
     result = hand_made()
-    result.segments[0]["speaker"] = "A"
+    result.segments[0]["note"] = "A"
     buffer = io.StringIO()
     json.dump(result, buffer)
     data = json.loads(buffer.getvalue())
     assert data == result.to_dict() and type(result.to_dict()["segments"][0]) is dict
     again = Result.from_dict(data)
-    assert again == result and again.segments[0]["speaker"] == "A"
+    assert again == result and again.segments[0]["note"] == "A"
     assert json.dumps(again) == json.dumps(result)
     assert render(result, "json") == json.dumps(result)  # our JSON writer writes the dict view
 
 
 def test_pickle_and_copy_keep_both_views():
     result = hand_made()
-    result.segments[0]["speaker"] = "A"
+    result.segments[0]["note"] = "A"
     for again in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result), copy.copy(result)):
         assert again == result and json.dumps(again) == json.dumps(result)
-        assert again.segments[0].words[0].start == 0.5 and again["segments"][0]["speaker"] == "A"
+        assert again.segments[0].words[0].start == 0.5 and again["segments"][0]["note"] == "A"
     clone = copy.deepcopy(result)
     clone.segments[0].words[0].start = 0.1
     assert result["segments"][0]["words"][0]["start"] == 0.5 and clone["segments"][0]["words"][0]["start"] == 0.1
@@ -236,3 +236,17 @@ def test_real_results_through_openai_code_and_writers(which, transcription, alig
     all_writer = whisper_utils.get_writer("all", str(tmp_path))
     all_writer(result, "every.wav", {"highlight_words": False, "max_line_width": None, "max_line_count": None})
     assert (tmp_path / "every.srt").read_text(encoding="utf-8") == render(result, "srt")
+
+
+def test_speakers_are_optional_keys_and_label_cues():
+    result = hand_made()
+    assert all("speaker" not in w for w in result.words) and "speaker" not in result["segments"][1]
+    result["segments"][0]["words"][0]["speaker"] = "A"
+    result.segments[1].speaker = "B"
+    assert result.segments[0].words[0].speaker == "A" and result["segments"][1]["speaker"] == "B"
+    assert render(result, "srt").split("\n")[2] == "[A] Hello world."
+    for segment in result.segments:
+        segment.words = []
+    assert "\n[B] Good bye.\n" in render(result, "srt")
+    del result.segments[1]["speaker"]
+    assert result.segments[1].speaker is None

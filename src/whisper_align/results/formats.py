@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ..errors import OutputFormatError
 
 if TYPE_CHECKING:
-    from .types import Result
+    from .types import Result, Word
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,6 +177,9 @@ def subtitle_cues(
     - ``highlight_words`` repeats each cue once per word with that word in ``<u>...</u>``, timed to the word (and
       the un-highlighted cue fills any gap between words).
 
+    When speakers were assigned (``assign_speakers``), each cue starts with its speaker as ``[SPEAKER_00] ``: the
+    segment's, or the one holding most of the cue's words' time.
+
     Every cue can be read back as it was meant, which openai-whisper's writers do not promise for every input
     (they agree byte for byte wherever theirs can): a line break inside a word or segment text becomes a space,
     a cue has no blank line and no cue is empty (an emptied segment gives none), and cues follow one another:
@@ -204,15 +207,19 @@ def _timed_cues(
     """The cues in integer milliseconds as openai-whisper cuts them, without empty lines or empty cues."""
     if not result.has_words:
         for segment in result.segments:
-            text = _one_line(segment.text).strip().replace("-->", "->")
+            text = _one_line(segment.text).strip()
             if text:
-                yield _ms(segment.start), _ms(segment.end), text
+                label = f"[{segment.speaker}] " if segment.speaker is not None else ""
+                yield _ms(segment.start), _ms(segment.end), (label + text).replace("-->", "->")
         return
 
+    words = iter(result.words)
     for cue in _word_cues(result, max_line_width, max_line_count, max_words_per_line):
+        label = _speaker_label([next(words) for _ in cue])
         cue_text = _without_blank_lines("".join(text for text, _, _ in cue))
         if not cue_text.strip():
             continue
+        cue_text = label + cue_text
         if not highlight_words:
             yield _ms(cue[0][1]), _ms(cue[-1][2]), cue_text
             continue
@@ -221,7 +228,7 @@ def _timed_cues(
             if _ms(start) > previous_end:  # the plain cue fills the gap before this word
                 yield previous_end, _ms(start), cue_text
             underlined = "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue))
-            yield _ms(start), _ms(end), _without_blank_lines(underlined)
+            yield _ms(start), _ms(end), label + _without_blank_lines(underlined)
             previous_end = max(previous_end, _ms(end))
 
 
@@ -234,6 +241,15 @@ def _in_sequence(cues: Iterator[tuple[int, int, str]]) -> Iterator[tuple[int, in
         end = max(end, start + 1)
         yield start, end, text
         previous_end = end
+
+
+def _speaker_label(words: list[Word]) -> str:
+    """``"[NAME] "`` for the speaker holding most of ``words``' time, or ``""`` when they have no speakers."""
+    time: dict[str, float] = {}
+    for word in words:
+        if word.speaker is not None:
+            time[word.speaker] = time.get(word.speaker, 0.0) + max(word.end - word.start, 1e-6)
+    return f"[{max(time, key=lambda name: time[name])}] " if time else ""
 
 
 def _ms(seconds: float) -> int:

@@ -14,10 +14,10 @@ Keys beyond openai's are written only when they say something: ``past_end`` and 
 when true, ``alignment_score`` and ``low_confidence`` on a result when a score was computed. A segment has a
 ``words`` key once it has words, and a result gives the key to all its segments when any has words (as
 openai-whisper does when word timestamps were asked for); emptying a segment's words keeps the key (``[]``).
-Keys of your own (``segment["speaker"] = "A"``) live in the dict only and are written to JSON. Deleting a key
-whose absence means something (``words``, ``past_end``, ``low_probability``, ``alignment_score``) resets that
-attribute; deleting another (``del segment["tokens"]``, as scripts do to slim their JSON) removes it from the dict
-view only, and the attribute keeps its value.
+Keys of your own (``segment["note"] = "..."``) live in the dict only and are written to JSON. Deleting a key whose
+absence means something (``words``, ``past_end``, ``low_probability``, ``speaker``, ``alignment_score``) resets
+that attribute; deleting another (``del segment["tokens"]``, as scripts do to slim their JSON) removes it from the
+dict view only, and the attribute keeps its value.
 
 Times are seconds from the start of the audio. Word texts keep Whisper's leading space (``" hello"``), as
 openai-whisper's do, so that joining them gives back the segment text.
@@ -137,17 +137,27 @@ class Word(_DictView):
     ``past_end`` marks a word of a forced alignment that the audio ends before: it could not be heard, so it
     sits at the end of the audio with zero length (the recording was cut short, or the text runs on).
     ``low_probability`` marks a word whose probability is below a threshold the caller chose
-    (:meth:`Result.flag_low_probability`). Each key is in the dict only when true, so openai's schema is kept.
+    (:meth:`Result.flag_low_probability`); ``speaker`` is set by speaker assignment. Each key is in the dict only
+    when true or set, so openai's schema is kept.
     """
 
-    _KEYS: ClassVar[tuple[str, ...]] = ("word", "start", "end", "probability", "past_end", "low_probability")
-    _ABSENT: ClassVar[dict[str, Any]] = {"past_end": False, "low_probability": False}
+    _KEYS: ClassVar[tuple[str, ...]] = (
+        "word",
+        "start",
+        "end",
+        "probability",
+        "past_end",
+        "speaker",
+        "low_probability",
+    )
+    _ABSENT: ClassVar[dict[str, Any]] = {"past_end": False, "speaker": None, "low_probability": False}
 
     word: str
     start: float
     end: float
     probability: float = float("nan")
     past_end: bool = False
+    speaker: str | None = None
     low_probability: bool = False
 
     def _convert(self, name: str, value: Any) -> Any:
@@ -155,6 +165,8 @@ class Word(_DictView):
             return float(value)
         if name in ("past_end", "low_probability"):
             return bool(value)
+        if name == "speaker":
+            return None if value is None else str(value)
         return str(value) if name == "word" else value
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,6 +181,7 @@ class Word(_DictView):
             end=data["end"],
             probability=data.get("probability", float("nan")),
             past_end=data.get("past_end", False),
+            speaker=data.get("speaker"),
             low_probability=data.get("low_probability", False),
         )
         _keep_extra_keys(word, data)
@@ -188,7 +201,8 @@ class Segment(_DictView):
 
     ``seek`` is the mel frame at which the 30-second window that produced the segment starts; ``tokens`` are its
     token ids (text and timestamp tokens). For a forced alignment of a given transcript the decoder statistics
-    (``temperature``, ``avg_logprob``, ...) are whatever the aligner fills in.
+    (``temperature``, ``avg_logprob``, ...) are whatever the aligner fills in. ``speaker`` is set by speaker
+    assignment (a key only when set).
     """
 
     _KEYS: ClassVar[tuple[str, ...]] = (
@@ -203,8 +217,9 @@ class Segment(_DictView):
         "compression_ratio",
         "no_speech_prob",
         "words",
+        "speaker",
     )
-    _ABSENT: ClassVar[dict[str, Any]] = {"words": []}
+    _ABSENT: ClassVar[dict[str, Any]] = {"words": [], "speaker": None}
 
     id: int
     seek: int
@@ -217,8 +232,11 @@ class Segment(_DictView):
     compression_ratio: float = float("nan")
     no_speech_prob: float = float("nan")
     words: list[Word] = field(default_factory=list)
+    speaker: str | None = None
 
     def _convert(self, name: str, value: Any) -> Any:
+        if name == "speaker":
+            return None if value is None else str(value)
         if name in ("id", "seek"):
             return int(value)
         if name in ("start", "end", "temperature", "avg_logprob", "compression_ratio", "no_speech_prob"):
@@ -232,7 +250,7 @@ class Segment(_DictView):
     def _shown(self, key: str) -> bool:
         if key == "words":  # once shown, an emptied list stays (openai: "words": [] when none were found)
             return bool(self.words) or dict.__contains__(self, "words")
-        return True
+        return super()._shown(key)
 
     def to_dict(self, include_words: bool | None = None) -> dict[str, Any]:
         """openai-whisper's segment dict, as a plain ``dict``. ``words`` is included when asked, or by default
@@ -259,6 +277,7 @@ class Segment(_DictView):
             compression_ratio=data.get("compression_ratio", float("nan")),
             no_speech_prob=data.get("no_speech_prob", float("nan")),
             words=data.get("words", []),
+            speaker=data.get("speaker"),
         )
         if "words" in data:
             dict.__setitem__(segment, "words", segment.words)  # an empty list read keeps its key
