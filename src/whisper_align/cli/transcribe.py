@@ -17,6 +17,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 from ..errors import OutputError, WhisperAlignError
 from .align import print_warnings, score_note
@@ -239,14 +240,17 @@ def _check_output_dir(folder: Path) -> None:
         ) from error
 
 
-def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Path, writer_options: dict) -> None:  # noqa: ANN001
+def _transcribe_one(  # noqa: ANN001
+    model, audio: str, args: argparse.Namespace, output_dir: Path, writer_options: dict[str, Any]
+) -> None:
     """Transcribe one file, mark its doubtful words and write it in the chosen formats, printing each path
     written (and on stderr any warning about the result)."""
     from ..results.writers import write_result
+    from ..tasks.transcribe import transcribe
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _transcribe(model, audio, args)
+        result = transcribe(model, audio, verbose=True if args.verbose else False, **transcribe_options(args))
     print_warnings(caught)
     for message in quality_warnings(result):
         print(f"whisper-align: warning: {audio}: {message}", file=sys.stderr)
@@ -264,14 +268,11 @@ def _transcribe_one(model, audio: str, args: argparse.Namespace, output_dir: Pat
         print(f"whisper-align: {audio}: {len(result.words)} words{score_note(result)}", file=sys.stderr)
 
 
-def _transcribe(model, audio: str, args: argparse.Namespace):  # noqa: ANN001, ANN202
+def transcribe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`~whisper_align.tasks.transcribe.transcribe`'s options from the command line (all but ``verbose``)."""
     from ..alignment.words import AlignmentConfig
-    from ..tasks.transcribe import transcribe
 
-    return transcribe(
-        model,
-        audio,
-        verbose=True if args.verbose else False,
+    return dict(
         language=args.language,
         task=args.task,
         word_timestamps=args.word_timestamps,
