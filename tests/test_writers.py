@@ -101,7 +101,26 @@ def random_result(rng: random.Random) -> Result:
 def openai_output(result: Result, fmt: str, tmp_path: Path, **options) -> str:
     buffer = io.StringIO()
     whisper_utils.get_writer(fmt, str(tmp_path)).write_result(result.to_dict(), buffer, options=options)
+    if fmt == "vtt":  # our one deliberate difference on this input: WebVTT forbids '-->' in a cue's text
+        return "\n".join(
+            line if re.fullmatch(r"[\d:.]+ --> [\d:.]+", line) else line.replace("-->", "->")
+            for line in buffer.getvalue().split("\n")
+        )
     return buffer.getvalue()
+
+
+def has_degenerate_cues(srt_text: str) -> bool:
+    """Whether an SRT has a cue that ends before it starts or overlaps the previous one (ours are tidied then:
+    tests/test_strict_parsers.py checks how)."""
+    times = re.findall(r"^(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})$", srt_text, re.M)
+    spans = [
+        (
+            int(h1) * 3600000 + int(m1) * 60000 + int(s1) * 1000 + int(f1),
+            int(h2) * 3600000 + int(m2) * 60000 + int(s2) * 1000 + int(f2),
+        )
+        for h1, m1, s1, f1, h2, m2, s2, f2 in times
+    ]
+    return any(end <= start for start, end in spans) or any(b[0] < a[1] for a, b in zip(spans, spans[1:]))
 
 
 SUBTITLE_OPTIONS = [
@@ -152,6 +171,8 @@ def test_random_results_match_openai(tmp_path):
     for _ in range(60):
         result = random_result(rng)
         options = rng.choice(SUBTITLE_OPTIONS)
+        if has_degenerate_cues(openai_output(result, "srt", tmp_path, **options)):
+            continue  # a zero-length word gave openai a zero-length cue; ours lasts 1 ms (3 of the 60)
         for fmt in ("srt", "vtt"):
             assert render(result, fmt, **options) == openai_output(result, fmt, tmp_path, **options), options
 

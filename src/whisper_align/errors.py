@@ -35,6 +35,10 @@ class OutputFormatError(WhisperAlignError, ValueError):
     """An output path or format name that no writer handles, or an option no writer knows."""
 
 
+class ResultError(WhisperAlignError, ValueError):
+    """An operation on a result given an argument it cannot use (a probability threshold outside [0, 1])."""
+
+
 class PlotDependencyError(WhisperAlignError, ImportError):
     """matplotlib, which plotting needs, is not installed."""
 

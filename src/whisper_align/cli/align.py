@@ -10,6 +10,14 @@ from pathlib import Path
 from ..errors import TranscriptError, WhisperAlignError
 from . import postprocess_options
 from .engine_options import add_engine_options
+from .openai_flags import accept_openai_spellings, optional_int
+from .output_options import (
+    add_output_options,
+    apply_confidence,
+    check_output_options,
+    quality_warnings,
+    reject_with_manifest,
+)
 
 DEFAULT_MODEL = "tiny.en"
 REPO_SAMPLES = Path(__file__).resolve().parents[3] / "samples"
@@ -21,6 +29,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--heads", help="alignment heads to use instead of the model's: name, dump, pairs or file")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--threads", type=optional_int, default=0, help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--int8", action="store_true", help="int8 weights: faster on the CPU, word times may move a little"
     )
@@ -39,6 +48,10 @@ def load(args: argparse.Namespace):  # noqa: ANN201 - returns (model, AlignmentC
     from ..checkpoints import load_model
     from ..heads import resolve_heads
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
     if args.heads:
         mask = resolve_heads(args.heads, model.dims.n_text_layer, model.dims.n_text_head)
@@ -54,7 +67,7 @@ def print_words(result) -> None:  # noqa: ANN001
     """A table of the words (start, end, probability); words past the end of the audio are marked."""
     print(f"{'start':>8} {'end':>8}  {'prob':>5}  word")
     for w in result.words:
-        mark = "  (past the end of the audio)" if w.past_end else ""
+        mark = "  (past the end of the audio)" if w.past_end else "  (low probability)" if w.low_probability else ""
         print(f"{w.start:8.2f} {w.end:8.2f}  {w.probability:5.2f}  {w.word.strip()}{mark}")
 
 
@@ -64,6 +77,7 @@ def run_manifest(args: argparse.Namespace) -> int:
     from .engine_options import check_manifest_args, cluster, model_spec, print_summary
 
     check_manifest_args(args, "AUDIO/--text" if args.audio or args.text or args.text_file else "")
+    reject_with_manifest(args)
     check_corpus_paths(args.manifest, args.out)
     if args.engine == "ray":
         from ..alignment.words import AlignmentConfig
@@ -110,14 +124,18 @@ def run_align(args: argparse.Namespace) -> int:
         from ..results.viewer import check_png_output
 
         check_png_output(args.png)  # before the model loads
+    writer_options = check_output_options(args, word_timestamps=True)
     model, config = load(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = align(model, args.audio, text, language=args.language, config=config, progress=True)
     print_warnings(caught)
     result = postprocess_options.apply(result, args, args.audio)
+    for message in quality_warnings(result):
+        print(f"whisper-align: warning: {message}", file=sys.stderr)
+    apply_confidence(result, args)
     if args.output:
-        result.write(args.output)
+        result.write(args.output, **writer_options)
         print(f"wrote {args.output}: {len(result.words)} words{score_note(result)}", file=sys.stderr)
     else:
         print_words(result)
@@ -202,6 +220,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_options(parser)
     postprocess_options.add_arguments(parser)
     add_engine_options(parser)
+    add_output_options(parser)
+    accept_openai_spellings(parser)
     parser.set_defaults(func=run_align)
 
     demo = subparsers.add_parser("demo", help="align the bundled sample with the bundled tiny.en")

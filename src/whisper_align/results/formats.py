@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -32,12 +33,35 @@ def format_timestamp(seconds: float, always_include_hours: bool = False, decimal
     """``[HH:]MM:SS.mmm`` as openai-whisper prints it (hours only when non-zero unless asked; SRT uses ``,``)."""
     total_ms = round(seconds * 1000.0)
     if total_ms < 0:
-        raise ValueError(f"cannot format a negative timestamp ({seconds} s); word and segment times must be >= 0")
+        raise OutputFormatError(
+            f"cannot format a negative timestamp ({seconds} s); word and segment times must be >= 0"
+        )
+    return _format_ms(total_ms, always_include_hours, decimal_marker)
+
+
+def _format_ms(total_ms: int, always_include_hours: bool, decimal_marker: str) -> str:
     hours, rest = divmod(total_ms, 3_600_000)
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1_000)
     hours_part = f"{hours:02d}:" if always_include_hours or hours > 0 else ""
     return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{millis:03d}"
+
+
+def _check_times(result: Result) -> None:
+    """:class:`OutputFormatError` unless every segment and word time is a finite number."""
+    spans = [(f"segment {s.id}", s.start, s.end) for s in result.segments]
+    spans += [(f"word {w.word!r}", w.start, w.end) for w in result.words]
+    for what, start, end in spans:
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise OutputFormatError(
+                f"{what} has a time that is not a finite number ({start} to {end} s); "
+                "give it a start and end in seconds before writing the result"
+            )
+
+
+def _one_line(text: str) -> str:
+    """``text`` with its line breaks turned into spaces: a word or segment must not break a row or a cue."""
+    return " ".join(part for part in text.splitlines() if part)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -56,22 +80,22 @@ def write_txt(result: Result, file: TextIO, **options: Any) -> None:
     """One line per segment: its text without surrounding spaces."""
     _check_options(options)
     for segment in result.segments:
-        file.write(segment.text.strip() + "\n")
+        file.write(_one_line(segment.text).strip() + "\n")
 
 
 def write_tsv(result: Result, file: TextIO, *, word_level: bool = False, **options: Any) -> None:
     """``start<TAB>end<TAB>text`` rows with integer milliseconds, after a header row. One row per segment as
     openai-whisper writes, or one per word with ``word_level=True``."""
     _check_options(options)
-    res = result
+    _check_times(result)
     rows = (
-        [(w.start, w.end, w.word) for w in res.words]
+        [(w.start, w.end, w.word) for w in result.words]
         if word_level
-        else [(s.start, s.end, s.text) for s in res.segments]
+        else [(s.start, s.end, s.text) for s in result.segments]
     )
     file.write("start\tend\ttext\n")
     for start, end, text in rows:
-        file.write(f"{round(1000 * start)}\t{round(1000 * end)}\t{text.strip().replace(chr(9), ' ')}\n")
+        file.write(f"{round(1000 * start)}\t{round(1000 * end)}\t{_one_line(text).strip().replace(chr(9), ' ')}\n")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -113,7 +137,9 @@ def write_vtt(
     highlight_words: bool = False,
     **options: Any,
 ) -> None:
-    """WebVTT: a ``WEBVTT`` header then cues ``[HH:]MM:SS.mmm --> ...``. See :func:`subtitle_cues`."""
+    """WebVTT: a ``WEBVTT`` header then cues ``[HH:]MM:SS.mmm --> ...``. See :func:`subtitle_cues`. A cue's text
+    never holds ``-->`` (WebVTT forbids it there; readers take the line for a timing line): it is written ``->``,
+    as openai-whisper writes it in segment cues."""
     _check_options(options)
     file.write("WEBVTT\n\n")
     cues = subtitle_cues(
@@ -126,7 +152,7 @@ def write_vtt(
         highlight_words=highlight_words,
     )
     for start, end, text in cues:
-        file.write(f"{start} --> {end}\n{text}\n\n")
+        file.write(f"{start} --> {end}\n{text.replace('-->', '->')}\n\n")
 
 
 def subtitle_cues(
@@ -153,35 +179,68 @@ def subtitle_cues(
 
     When speakers were assigned (``assign_speakers``), each cue starts with its speaker as ``[SPEAKER_00] ``: the
     segment's, or the one holding most of the cue's words' time.
+
+    Every cue can be read back as it was meant, which openai-whisper's writers do not promise for every input
+    (they agree byte for byte wherever theirs can): a line break inside a word or segment text becomes a space,
+    a cue has no blank line and no cue is empty (an emptied segment gives none), and cues follow one another:
+    each starts no earlier than the one before ends and lasts at least 1 ms (a zero-length word's cue gets
+    1 ms, later cues moving by as much if they would overlap it). Times must be finite (:class:`OutputFormatError`).
     """
+    _check_times(result)
+    for start_ms, end_ms, text in _in_sequence(
+        _timed_cues(result, max_line_width, max_line_count, max_words_per_line, highlight_words)
+    ):
+        yield (
+            _format_ms(start_ms, always_include_hours, decimal_marker),
+            _format_ms(end_ms, always_include_hours, decimal_marker),
+            text,
+        )
 
-    def stamp(seconds: float) -> str:
-        return format_timestamp(seconds, always_include_hours, decimal_marker)
 
+def _timed_cues(
+    result: Result,
+    max_line_width: int | None,
+    max_line_count: int | None,
+    max_words_per_line: int | None,
+    highlight_words: bool,
+) -> Iterator[tuple[int, int, str]]:
+    """The cues in integer milliseconds as openai-whisper cuts them, without empty lines or empty cues."""
     if not result.has_words:
         for segment in result.segments:
-            label = f"[{segment.speaker}] " if segment.speaker is not None else ""
-            yield stamp(segment.start), stamp(segment.end), label + segment.text.strip().replace("-->", "->")
+            text = _one_line(segment.text).strip()
+            if text:
+                label = f"[{segment.speaker}] " if segment.speaker is not None else ""
+                yield _ms(segment.start), _ms(segment.end), (label + text).replace("-->", "->")
         return
 
     words = iter(result.words)
     for cue in _word_cues(result, max_line_width, max_line_count, max_words_per_line):
         label = _speaker_label([next(words) for _ in cue])
-        cue_text = label + "".join(text for text, _, _ in cue)
-        if not highlight_words:
-            yield stamp(cue[0][1]), stamp(cue[-1][2]), cue_text
+        cue_text = _without_blank_lines("".join(text for text, _, _ in cue))
+        if not cue_text.strip():
             continue
-        previous_end = stamp(cue[0][1])
+        cue_text = label + cue_text
+        if not highlight_words:
+            yield _ms(cue[0][1]), _ms(cue[-1][2]), cue_text
+            continue
+        previous_end = _ms(cue[0][1])
         for index, (_, start, end) in enumerate(cue):
-            start_stamp, end_stamp = stamp(start), stamp(end)
-            if start_stamp != previous_end:
-                yield previous_end, start_stamp, cue_text
-            yield (
-                start_stamp,
-                end_stamp,
-                label + "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue)),
-            )
-            previous_end = end_stamp
+            if _ms(start) > previous_end:  # the plain cue fills the gap before this word
+                yield previous_end, _ms(start), cue_text
+            underlined = "".join(_underline(text) if other == index else text for other, (text, _, _) in enumerate(cue))
+            yield _ms(start), _ms(end), label + _without_blank_lines(underlined)
+            previous_end = max(previous_end, _ms(end))
+
+
+def _in_sequence(cues: Iterator[tuple[int, int, str]]) -> Iterator[tuple[int, int, str]]:
+    """Cues that follow one another: each starts at or after the previous one's end (and at or after 0) and
+    lasts at least 1 ms."""
+    previous_end = 0
+    for start, end, text in cues:
+        start = max(start, previous_end)
+        end = max(end, start + 1)
+        yield start, end, text
+        previous_end = end
 
 
 def _speaker_label(words: list[Word]) -> str:
@@ -191,6 +250,16 @@ def _speaker_label(words: list[Word]) -> str:
         if word.speaker is not None:
             time[word.speaker] = time.get(word.speaker, 0.0) + max(word.end - word.start, 1e-6)
     return f"[{max(time, key=lambda name: time[name])}] " if time else ""
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000.0)
+
+
+def _without_blank_lines(text: str) -> str:
+    if "\n" not in text:
+        return text
+    return "\n".join(line for line in text.split("\n") if line.strip())
 
 
 def _underline(text: str) -> str:
@@ -214,7 +283,7 @@ def _word_cues(
         for chunk_start in range(0, len(segment.words), words_per_chunk):
             chunk = segment.words[chunk_start : chunk_start + words_per_chunk]
             for position, word in enumerate(chunk):
-                text = word.word
+                text = _one_line(word.word)
                 long_pause = not keep_segments and word.start - last_start > 3.0
                 fits = line_len + len(text) <= width
                 starts_chunk = position == 0 and bool(cue) and keep_segments
@@ -255,10 +324,11 @@ def write_textgrid(
     start at that end, and a word left with no length is widened to 1 ms (pushing later words if needed).
     """
     _check_options(options)
+    _check_times(result)
     res = result
-    tiers = {"words": _tier_intervals([(w.word.strip(), w.start, w.end) for w in res.words])}
+    tiers = {"words": _tier_intervals([(_one_line(w.word).strip(), w.start, w.end) for w in res.words])}
     if segments_tier:
-        tiers["segments"] = _tier_intervals([(s.text.strip(), s.start, s.end) for s in res.segments])
+        tiers["segments"] = _tier_intervals([(_one_line(s.text).strip(), s.start, s.end) for s in res.segments])
     if duration is None:
         duration = res.duration
     xmax = max([_us(duration or 0.0)] + [intervals[-1][1] for intervals in tiers.values() if intervals])

@@ -3,7 +3,12 @@ Praat TextGrid, TSV or plain text.
 
 JSON, SRT, VTT, TSV and TXT match openai-whisper's ``whisper.utils`` writers byte for byte on the same result
 (including how subtitles are cut into lines and cues by ``max_line_width`` / ``max_line_count`` /
-``max_words_per_line``, and VTT's ``highlight_words``), so tools that read openai-whisper's files read ours.
+``max_words_per_line``, and VTT's ``highlight_words``), so tools that read openai-whisper's files read ours;
+openai-whisper's own writers also take our results as they are (they are its dicts). Where openai's output could
+not be read back as meant, ours differs: a line break inside a text becomes a space, WebVTT cue text has no
+``-->``, no subtitle cue is empty, overlaps the previous one or lasts less than 1 ms
+(:func:`~whisper_align.results.formats.subtitle_cues` says how), and a time that is not a finite number is an
+:class:`OutputFormatError` instead of a garbled file.
 TextGrid is Praat's long text format with a ``words`` tier (and by default a ``segments`` tier) whose intervals
 tile ``[0, duration]``; the silences between words are empty intervals.
 

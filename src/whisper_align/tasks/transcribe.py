@@ -33,6 +33,10 @@ would not give openai's windows anyway. With False, asking for word timestamps d
 windows are decoded (openai's rule adds one or two per few minutes of audio) and the text is that of a run without
 word timestamps, except where word times empty a segment, which then leaves the next window's prompt.
 
+No overlaps, and a confidence: in the default mode a window's words end by the next window's start and words and
+segments follow one another; with word timestamps the result carries ``alignment_score`` and ``low_confidence``
+(:mod:`whisper_align.tasks.transcription_result`).
+
 The loop itself is small: a :class:`_State` says where the next window starts and holds the text so far, and
 :func:`_transcribe_window` decodes one window and moves the state past it.
 """
@@ -61,20 +65,13 @@ from ..frontend.audio import (
 )
 from ..frontend.tokenizer import LANGUAGES, TO_LANGUAGE_CODE, Tokenizer
 from ..model.whisper import Whisper
-from ..results.types import Result, Segment
+from ..results.types import Segment
 from .decoding import DecodingError, DecodingOptions, DecodingResult, DecodingTask, detect_language
+from .transcription_result import LOW_CONFIDENCE_SCORE, Transcription, finish  # noqa: F401 (re-exported)
 from .window_words import DecodedWindow as _Window
-from .window_words import add_word_timestamps, end_of_last_word, skip_hallucinations
+from .window_words import add_word_timestamps, clip_to_next_window, end_of_last_word, skip_hallucinations
 
 WORD_ALIGNMENTS = ("captured", "second_pass")
-
-
-@dataclass
-class Transcription(Result):
-    """A :class:`Result` that also says how its word timings were obtained."""
-
-    word_alignment: str | None = None  # "captured" or "second_pass" as asked; None without word timestamps
-    second_pass_windows: int = 0  # windows whose word timings needed a separate decoder pass anyway
 
 
 def transcribe(
@@ -142,19 +139,14 @@ def transcribe(
             _transcribe_window(model, mel, window, state, settings)
             bar.update((min(content_frames, state.seek) - window.seek) / FRAMES_PER_SECOND)
 
-    if state.second_pass_windows:
-        warnings.warn(
-            f"{state.second_pass_windows} window(s) filled the decoder's context, so their word timings "
-            "came from a separate decoder pass instead of the captured attention",
-            stacklevel=2,
-        )
-    return Transcription(
+    return finish(
+        state.segments,
         text=settings.tokenizer.decode(state.tokens[len(state.initial_prompt_tokens) :]),
-        segments=state.segments,
         language=language,
         duration=duration,
         word_alignment=word_alignment if word_timestamps else None,
         second_pass_windows=state.second_pass_windows,
+        in_order=word_timestamps and not config.conformance,  # conformance mode keeps openai-whisper's times
     )
 
 
@@ -327,6 +319,8 @@ def _time_words(
             state.seek, restart = skip_to
             if restart:
                 return True
+    if not settings.config.conformance and state.seek < window.seek + window.size:
+        clip_to_next_window(current, state.seek / FRAMES_PER_SECOND)
     last_word_end = end_of_last_word(current)
     if last_word_end is not None:
         state.last_speech_timestamp = last_word_end
@@ -495,4 +489,4 @@ def _progress_bar(total_seconds: float, enabled: bool) -> Any:
     )
 
 
-__all__ = ["transcribe", "Transcription", "WORD_ALIGNMENTS"]
+__all__ = ["transcribe", "Transcription", "WORD_ALIGNMENTS", "LOW_CONFIDENCE_SCORE"]

@@ -243,6 +243,36 @@ def _place_words(
         segment.words = words
 
 
+# ---- no overlaps (default mode) ---------------------------------------------------------------------------------
+
+
+def clip_to_next_window(segments: list[Segment], next_start: float) -> None:
+    """End the window's words and segments by ``next_start`` (seconds), where the next window starts, in place.
+
+    A window that ends mid-segment keeps only its complete segments and the next window decodes again from their
+    last timestamp; DTW over the whole window may still stretch their last words over the audio after it, which
+    belongs to the next window's first segment (openai's rule of starting the next window at the last word's end
+    avoids this, but moves the windows; see :mod:`whisper_align.tasks.transcribe`).
+    """
+    for segment in segments:
+        for word in segment.words:
+            word.start, word.end = min(word.start, next_start), min(word.end, next_start)
+        segment.start, segment.end = min(segment.start, next_start), min(segment.end, next_start)
+
+
+def keep_in_order(segments: list[Segment]) -> None:
+    """Make words and segments follow one another, in place: each word starts at or after the previous word's end,
+    each segment at or after the previous segment's end, and nothing ends before it starts. Catches the small
+    overlaps that openai's segment-boundary rules can leave between a segment's first word and the word before."""
+    word_end = segment_end = 0.0
+    for segment in segments:
+        for word in segment.words:
+            word.start = max(word.start, word_end)
+            word.end = word_end = max(word.end, word.start)
+        segment.start = max(segment.start, segment_end)
+        segment.end = segment_end = max(segment.end, segment.start)
+
+
 # ---- hallucinations over silence --------------------------------------------------------------------------------
 
 _PUNCTUATION = PREPEND_PUNCTUATIONS + APPEND_PUNCTUATIONS
