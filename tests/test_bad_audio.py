@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_WAV, DEMO_TXT = REPO / "samples" / "demo.wav", REPO / "samples" / "demo.txt"
 RATE = A.SAMPLE_RATE
 TIME_TOLERANCE = 0.1  # seconds: a faithful re-encoding may move a word boundary by at most this much
+# 8 kHz audio has no sound above 4 kHz: the boundary refinement reads loudness over the whole spectrum, so a word
+# whose onset is a fricative may move a little more than on full-band copies of the same speech
+NARROWBAND_TOLERANCE = 0.15
 # The long-silence cases: a minute of digital zeros after the speech (3 windows), 45 s of them alone (2 windows).
 # Both take the windowed long-audio path that goes wrong today; 5 minutes would cost ~20 s more CPU per run.
 SILENCE_SECONDS = 60
@@ -412,8 +415,9 @@ def check_case(case: Case, words: Timed, duration: float, transcript: str, refer
         return
     check_words(words, transcript, duration)
     if case.expect == "same":
+        tolerance = NARROWBAND_TOLERANCE if "8k" in case.name else TIME_TOLERANCE
         for (word, start, end), (_, ref_start, ref_end) in zip(words, reference):
-            assert abs(start - ref_start) <= TIME_TOLERANCE and abs(end - ref_end) <= TIME_TOLERANCE, (
+            assert abs(start - ref_start) <= tolerance and abs(end - ref_end) <= tolerance, (
                 word,
                 (start, end),
                 (ref_start, ref_end),

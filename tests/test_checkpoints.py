@@ -436,6 +436,7 @@ def test_ctranslate2_write_reproduces_the_bundled_file(tiny: Whisper, tiny_folde
     original = json.loads((tiny_folder / "config.json").read_text())
     # Our one addition is the heads' calibrated time shift; the rest (heads, lang_ids, suppress_ids) is carried over.
     assert config.pop("alignment_time_shift") == pytest.approx(tiny.alignment_time_shift)
+    assert config.pop("boundary_refiner") == tiny.boundary_refiner.to_dict()  # the shipped refinement travels too
     assert config == original
     assert (tmp_path / "tokenizer.json").read_bytes() == (tiny_folder / "tokenizer.json").read_bytes()
 
