@@ -11,7 +11,6 @@ half of timit-dev's speakers, scored on the other half).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from whisper_align.checkpoints import load_model  # noqa: E402
-from whisper_align.files import replacing  # noqa: E402
 from whisper_align.results.manifest import load_manifest  # noqa: E402
 from whisper_align.tasks.refiner_fit import fit_refiner  # noqa: E402
 
@@ -51,8 +49,7 @@ def main() -> None:
         model.boundary_refiner = None  # fit on the unrefined default mode
         params = fit_refiner(model, utterances, progress=True)
         target = OUT / f"{name}.json"
-        with replacing(target) as temp:
-            Path(temp).write_text(json.dumps(params.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
+        params.save(target)
         print(f"{name}: fitted on {len(utterances)} utterances in {time.time() - started:.0f} s -> {target}")
 
 

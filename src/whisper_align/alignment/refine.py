@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RefineError
+from ..files import replacing
 from .boundary_detector import FrameDetector, evidence_track, fit_frame_detector, position_labels
 from .boundary_features import (
     FEATURE_NAMES,
@@ -136,7 +137,9 @@ class RefineParams:
         )
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()) + "\n")
+        """Write :meth:`to_dict` as compact JSON, atomically (a failed write leaves ``path`` as it was)."""
+        with replacing(path) as temp:
+            temp.write_text(json.dumps(self.to_dict(), separators=(",", ":")) + "\n", encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> RefineParams:

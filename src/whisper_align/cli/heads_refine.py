@@ -98,10 +98,7 @@ def cmd_refine(args: argparse.Namespace) -> int:
         params = fit_refiner(model, utterances, language=args.language, progress=True)
     model.boundary_refiner = params
     if args.out:
-        from ..files import replacing
-
-        with replacing(args.out) as temp:
-            Path(temp).write_text(json.dumps(params.to_dict()) + "\n", encoding="utf-8")
+        params.save(args.out)
         print(f"wrote {args.out}", file=sys.stderr)
     if args.write:
         print(f"stored the refinement in {_store(model, Path(args.model))}", file=sys.stderr)
