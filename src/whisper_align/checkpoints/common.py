@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..model.whisper import Whisper
+import torch
+
+from ..model.whisper import ModelDimensions, Whisper, default_alignment_heads
 
 
 @dataclass
@@ -17,3 +19,20 @@ class LoadedCheckpoint:
     name: str | None = None  # official model name, when the checkpoint is known to be an official one
     time_shift: float | None = None  # `alignment_time_shift` from the checkpoint's metadata (see calibration.py)
     refiner: dict[str, Any] | None = None  # `boundary_refiner` (RefineParams.to_dict()) from the metadata
+
+
+def skeleton(dims: ModelDimensions) -> Whisper:
+    """A Whisper of ``dims`` on the meta device: shapes only, no memory and no random init."""
+    with torch.device("meta"):
+        return Whisper(dims)
+
+
+def allocate(skeleton: Whisper, dtype: torch.dtype = torch.float32) -> Whisper:
+    """``skeleton`` given uninitialised CPU storage in ``dtype`` (every weight is about to be loaded), with the
+    default heads.
+
+    Not ``Module.to_empty``: its ``empty_like`` of a meta tensor imports torch's symbolic-shape machinery, which
+    takes longer than reading the weights."""
+    model = skeleton._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device="cpu")).to(dtype)
+    model.set_heads_mask(default_alignment_heads(model.dims.n_text_layer, model.dims.n_text_head))
+    return model

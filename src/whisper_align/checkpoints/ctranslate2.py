@@ -25,8 +25,8 @@ from torch import Tensor
 
 from ..errors import ModelLoadError
 from ..files import replacing
-from ..model.whisper import ModelDimensions, Whisper, default_alignment_heads
-from .common import LoadedCheckpoint
+from ..model.whisper import ModelDimensions, Whisper
+from .common import LoadedCheckpoint, allocate, skeleton
 from .ctranslate2_bin import (
     SPEC_NAME,
     RawModel,
@@ -183,15 +183,6 @@ def weight_files(folder: Path) -> list[Path]:
     return parts
 
 
-def new_model(dims: ModelDimensions, dtype: torch.dtype = torch.float32) -> Whisper:
-    """An uninitialised Whisper (no random init: every weight is about to be loaded) with default heads."""
-    with torch.device("meta"):
-        model = Whisper(dims)
-    model = model.to_empty(device="cpu").to(dtype)
-    model.set_heads_mask(default_alignment_heads(dims.n_text_layer, dims.n_text_head))
-    return model
-
-
 def load_state(model: Whisper, state: dict[str, Tensor], where: str) -> None:
     """``load_state_dict`` (strict), with torch's errors turned into a ModelLoadError."""
     try:
@@ -231,7 +222,7 @@ def read(
         files = weight_files(folder)
     raw = read_variables(files)
     dims, state = to_state_dict(raw, str(files[0]))
-    model = new_model(dims, dtype)
+    model = allocate(skeleton(dims), dtype)
     load_state(model, state, str(files[0]))
     del raw, state
 
@@ -377,4 +368,4 @@ def write(model: Whisper, path: str | os.PathLike[str], dtype: torch.dtype = tor
         _atomic_write(target, content)
 
 
-__all__ = ["read", "write", "read_variables", "to_state_dict", "weight_files", "RawModel", "new_model"]
+__all__ = ["read", "write", "read_variables", "to_state_dict", "weight_files", "RawModel"]

@@ -29,8 +29,8 @@ from torch import Tensor
 from ..errors import ModelLoadError
 from ..files import replacing
 from ..heads import AlignmentHeadsError, pairs_to_mask, read_json_heads
-from ..model.whisper import ModelDimensions, ModelInfo, Whisper, default_alignment_heads, sinusoids
-from .common import LoadedCheckpoint
+from ..model.whisper import ModelDimensions, ModelInfo, Whisper, sinusoids
+from .common import LoadedCheckpoint, allocate, skeleton
 
 CONFIG = "config.json"
 GENERATION_CONFIG = "generation_config.json"
@@ -365,15 +365,6 @@ def _state_keys(dims: ModelDimensions) -> list[str]:
     return keys
 
 
-def _new_model(dims: ModelDimensions, dtype: torch.dtype) -> Whisper:
-    """An uninitialised Whisper with default heads: every weight is about to be loaded, so skip random init."""
-    with torch.device("meta"):
-        model = Whisper(dims)
-    model = model.to_empty(device="cpu").to(dtype)
-    model.set_heads_mask(default_alignment_heads(dims.n_text_layer, dims.n_text_head))
-    return model
-
-
 def read_heads(folder: Path, config: dict[str, Any], dims: ModelDimensions) -> list[tuple[int, int]] | None:
     """Heads from ``generation_config.json``, else from ``config.json``; None if neither names any.
 
@@ -410,7 +401,7 @@ def read(folder: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> 
     dims = dims_from_config(config, str(folder / CONFIG))
     state = to_state_dict(read_weights(folder), dims, str(folder))
 
-    model = _new_model(dims, dtype)
+    model = allocate(skeleton(dims), dtype)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # shapes that do not match config.json

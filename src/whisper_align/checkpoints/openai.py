@@ -27,9 +27,9 @@ import torch
 from ..errors import ModelLoadError
 from ..files import replacing
 from ..heads import MAX_TEXT_HEADS, MAX_TEXT_LAYERS, AlignmentHeadsError, decode, encode, mask_to_pairs
-from ..model.whisper import ModelDimensions, Whisper, default_alignment_heads
+from ..model.whisper import ModelDimensions, Whisper
 from . import names
-from .common import LoadedCheckpoint
+from .common import LoadedCheckpoint, allocate, skeleton
 from .ctranslate2 import load_state
 
 _REMEDY = "the file is damaged, truncated or not an openai-whisper .pt checkpoint: download or save it again"
@@ -101,14 +101,6 @@ def _state(raw: object, skeleton: Whisper, path: Path) -> dict[str, torch.Tensor
     return dict(raw)
 
 
-def _allocate(skeleton: Whisper, dtype: torch.dtype) -> Whisper:
-    """``skeleton`` (a Whisper on the meta device) given uninitialised storage in ``dtype``, with default heads;
-    :func:`.ctranslate2.new_model`'s steps, reusing the skeleton whose shapes were already checked."""
-    model = skeleton.to_empty(device="cpu").to(dtype)
-    model.set_heads_mask(default_alignment_heads(model.dims.n_text_layer, model.dims.n_text_head))
-    return model
-
-
 def _time_shift(value: object, path: Path) -> float | None:
     if value is None:
         return None
@@ -126,11 +118,10 @@ def read(path: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> Lo
     path = Path(path)
     checkpoint = _load(path)
     dims = _dims(checkpoint["dims"], path)
-    with torch.device("meta"):
-        skeleton = Whisper(dims)
-    state = _state(checkpoint["model_state_dict"], skeleton, path)
+    shapes = skeleton(dims)
+    state = _state(checkpoint["model_state_dict"], shapes, path)
     shift = _time_shift(checkpoint.get("alignment_time_shift"), path)
-    model = _allocate(skeleton, dtype)
+    model = allocate(shapes, dtype)
     try:
         load_state(model, state, str(path))
     except AlignmentHeadsError as exc:

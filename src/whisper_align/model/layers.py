@@ -48,17 +48,28 @@ class Linear(nn.Linear):
         return F.linear(x, self.weight.to(x.dtype), bias)
 
 
+class Embedding(nn.Embedding):
+    def reset_parameters(self) -> None:
+        # A meta tensor has no values to initialise, and meta-device normal_ imports torch's compiler stack
+        # (seconds); checkpoints are built on "meta" and then loaded.
+        if not self.weight.is_meta:
+            super().reset_parameters()
+
+
 class Conv1d(nn.Conv1d):
     def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return super()._conv_forward(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
 
 
 def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> Tensor:
-    """The encoder's fixed sinusoidal position embedding, shape (length, channels)."""
+    """The encoder's fixed sinusoidal position embedding, shape (length, channels).
+
+    Computed on the CPU even inside a ``torch.device("meta")`` block: meta-device math imports torch's
+    compiler stack, which would double the time of loading a model."""
     assert channels % 2 == 0
     log_timescale_increment = np.log(max_timescale) / (channels // 2 - 1)
-    inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2))
-    scaled_time = torch.arange(length)[:, None] * inv_timescales[None, :]
+    inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2, device="cpu"))
+    scaled_time = torch.arange(length, device="cpu")[:, None] * inv_timescales[None, :]
     return torch.cat([torch.sin(scaled_time), torch.cos(scaled_time)], dim=1)
 
 

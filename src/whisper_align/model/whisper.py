@@ -22,6 +22,7 @@ from ..heads import AlignmentHeadsError, decode
 from .layers import (
     Conv1d,
     DerivedForms,
+    Embedding,
     KVCache,
     LayerNorm,
     ResidualAttentionBlock,
@@ -88,7 +89,7 @@ class AudioEncoder(nn.Module):
 class TextDecoder(DerivedForms, nn.Module):
     def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
         super().__init__()
-        self.token_embedding = nn.Embedding(n_vocab, n_state)
+        self.token_embedding = Embedding(n_vocab, n_state)
         self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
         self.blocks: list[ResidualAttentionBlock] = nn.ModuleList(  # type: ignore[assignment]
             ResidualAttentionBlock(n_state, n_head, cross_attention=True) for _ in range(n_layer)
