@@ -28,11 +28,11 @@ def skeleton(dims: ModelDimensions) -> Whisper:
 
 
 def allocate(skeleton: Whisper, dtype: torch.dtype = torch.float32) -> Whisper:
-    """``skeleton`` given uninitialised CPU storage in ``dtype`` (every weight is about to be loaded), with the
-    default heads.
+    """``skeleton`` given uninitialised CPU storage in ``dtype`` (every weight is about to be loaded), in the
+    skeleton's memory layout (some weights are column-major on purpose, see ``Linear``), with the default heads.
 
     Not ``Module.to_empty``: its ``empty_like`` of a meta tensor imports torch's symbolic-shape machinery, which
     takes longer than reading the weights."""
-    model = skeleton._apply(lambda t: torch.empty(t.shape, dtype=t.dtype, device="cpu")).to(dtype)
+    model = skeleton._apply(lambda t: torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device="cpu")).to(dtype)
     model.set_heads_mask(default_alignment_heads(model.dims.n_text_layer, model.dims.n_text_head))
     return model
