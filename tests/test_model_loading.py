@@ -30,3 +30,19 @@ def test_loaded_weights_keep_the_layout_of_a_freshly_built_model() -> None:
     for name, param in loaded.named_parameters():
         assert param.stride() == strides[name], name
         assert torch.isfinite(param).all(), name
+
+
+def spin_count(env: dict[str, str], first: str) -> str:
+    code = f"import {first}, os; import whisper_align; print(os.environ.get('GOMP_SPINCOUNT'))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    return result.stdout.strip()
+
+
+def test_importing_the_package_first_shortens_openmp_spinning_unless_the_user_chose() -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    assert spin_count(env, "json") == "1000"
+    assert spin_count({**env, "GOMP_SPINCOUNT": "7"}, "json") == "7"
+    # once torch has loaded libgomp the setting would not apply, so it is not pretended
+    assert spin_count(env, "torch") == "None"

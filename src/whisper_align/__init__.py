@@ -15,9 +15,27 @@ The public API, imported on first use (so `import whisper_align.heads` and the C
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
+
+
+def _spin_briefly() -> None:
+    """Have torch's OpenMP threads sleep soon when they wait, unless the user chose otherwise.
+
+    libgomp's threads spin for a long time at every barrier by default. On a machine whose cores are all
+    busy with something else too (a laptop, a shared box), a small decoding step's threads then wait for a thread
+    that is not running, and transcription runs several times slower than on one thread. A short spin keeps the
+    speed on an idle machine (benchmarks/whole_process.py measures both). It must be set before torch loads
+    libgomp, so it only applies when torch is not imported yet.
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("GOMP_SPINCOUNT", "1000")
+
+
+_spin_briefly()
 
 _LAZY = {
     "load_model": "checkpoints",
