@@ -211,6 +211,29 @@ def throughput(data: Json, seconds_decimals: int = 1) -> str:
     return markdown(["aligner", "median s", "× real time", "speed-up", "median error ms", "≤50 ms"], rows)
 
 
+# ---- whole processes at default threads (whole_process.py) --------------------------------------------------------
+
+WHOLE_PROCESS_TASKS = {
+    "load": "import + load tiny.en",
+    "transcribe": "transcribe {minutes:g} min, word timestamps",
+    "align": "align {clips} short clips",
+}
+
+
+def whole_process(data: Json) -> str:
+    """whole_process.json / whole_process_busy.json: each task's contenders, median seconds of a fresh process and
+    the speed-up over the task's first contender (the reference) in the same run."""
+    settings = data["settings"]
+    rows = []
+    for task, result in data["tasks"].items():
+        label = WHOLE_PROCESS_TASKS.get(task, task).format(**settings)
+        for k, row in enumerate(result["rows"]):
+            name = row["contender"]
+            cells = [label if k == 0 else "", name, f"{row['median_s']:.2f}", times(row["speedup"])]
+            rows.append([bold(c) if name.startswith("whisper-align") and i > 1 else c for i, c in enumerate(cells)])
+    return markdown(["task", "process", "median s", "speed-up"], rows, left=2)
+
+
 # ---- long recordings (longform.py) -------------------------------------------------------------------------------
 
 
@@ -444,6 +467,8 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "gpu_check": gpu_check,
     "precision": precision,
     "refine_cv": refine_cv,
+    "whole_process": whole_process,
+    "whole_process_busy": whole_process,
 }
 
 

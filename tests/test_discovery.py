@@ -419,3 +419,20 @@ def test_cli_find_write_sets_the_ctranslate2_config(small_checkpoint: Path, tmp_
     reloaded = load_model(folder)
     assert [list(p) for p in reloaded.alignment_head_pairs()] == config["alignment_heads"]
     assert reloaded.info.heads_source == "checkpoint" and 1 <= len(config["alignment_heads"]) <= 2
+
+
+def test_writing_found_heads_drops_the_old_heads_shift_and_refinement(small_checkpoint: Path, tmp_path: Path) -> None:
+    from whisper_align.cli.heads import _write_found_heads
+
+    folder = tmp_path / "ct2"
+    save_model(load_model(small_checkpoint), folder, format="ctranslate2")
+    model = load_model(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(alignment_time_shift=0.03, boundary_refiner={"fitted": "for the old heads"})
+    (folder / "config.json").write_text(json.dumps(config))
+    assert _write_found_heads(model, folder, [[1, 2]], None) == folder / "config.json"
+    written = json.loads((folder / "config.json").read_text())
+    assert written["alignment_heads"] == [[1, 2]]
+    assert "boundary_refiner" not in written and "alignment_time_shift" not in written
+    _write_found_heads(model, folder, [[0, 1]], 0.02)
+    assert json.loads((folder / "config.json").read_text())["alignment_time_shift"] == 0.02

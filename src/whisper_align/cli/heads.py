@@ -448,29 +448,29 @@ def _print_found(model_name: str, captures, found) -> None:  # noqa: ANN001
 
 def _write_found_heads(model, path: Path, pairs: list[list[int]], time_shift: float | None) -> Path:  # noqa: ANN001
     """Store ``pairs`` (and the time shift measured for them, if any) where the checkpoint at ``path`` keeps its
-    heads: CTranslate2 config.json, Hugging Face generation_config.json, or the .pt re-saved. Returns the file."""
-    from ..heads.discovery import write_json_atomic
+    heads: CTranslate2 config.json, Hugging Face generation_config.json, or the .pt re-saved. Returns the file.
+    A time shift or boundary refinement stored for the old heads is dropped: it would be wrong for these."""
+    from .checkpoint_metadata import metadata_file, rewrite_json
 
-    folder = path if path.is_dir() else path.parent
-    if model.info.format == "ctranslate2":
-        target = folder / "config.json"
-    elif model.info.format == "huggingface":
-        target = folder / "generation_config.json"
-    elif model.info.format == "openai":
+    if model.info.format == "openai":
         from ..checkpoints import save_model
 
-        model.set_alignment_head_pairs(pairs)  # resets the model's time shift: it belonged to the old heads
+        model.set_alignment_head_pairs(pairs)  # resets the model's time shift and refinement (old heads')
         model.alignment_time_shift = float(time_shift or 0.0)
         save_model(model, path, format="openai")
         return path
-    else:
+    target = metadata_file(model.info.format, path)
+    if target is None:
         raise AlignmentHeadsError(f"cannot write heads into a {model.info.format!r} checkpoint")
     H.write_json_heads(target, pairs)
-    config = json.loads(target.read_text(encoding="utf-8"))
-    config.pop("alignment_time_shift", None)  # a shift measured for other heads would be wrong for these
-    if time_shift:
-        config["alignment_time_shift"] = float(time_shift)
-    write_json_atomic(target, config)
+
+    def update(config: dict) -> None:
+        config.pop("alignment_time_shift", None)
+        config.pop("boundary_refiner", None)
+        if time_shift:
+            config["alignment_time_shift"] = float(time_shift)
+
+    rewrite_json(target, update)
     return target
 
 

@@ -13,7 +13,6 @@ when you change the heads: a refinement belongs to one head set and time shift.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import warnings
@@ -116,20 +115,15 @@ def _report(metrics: dict, n_fit: int, n_held: int) -> None:
 def _store(model, path: Path) -> Path:  # noqa: ANN001
     """Store ``model.boundary_refiner`` where the checkpoint at ``path`` keeps its heads; returns the file."""
     from ..checkpoints import save_model
-    from ..files import replacing
+    from .checkpoint_metadata import metadata_file, rewrite_json
 
-    folder = path if path.is_dir() else path.parent
     if model.info.format == "openai":
         save_model(model, path, format="openai")
         return path
-    target = {"ctranslate2": "config.json", "huggingface": "generation_config.json"}.get(model.info.format or "")
+    target = metadata_file(model.info.format, path)
     if target is None:
         from ..errors import RefineError
 
         raise RefineError(f"cannot store a refinement in a {model.info.format!r} checkpoint")
-    config_path = folder / target
-    config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-    config["boundary_refiner"] = model.boundary_refiner.to_dict()
-    with replacing(config_path) as temp:
-        Path(temp).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    return config_path
+    rewrite_json(target, lambda config: config.update(boundary_refiner=model.boundary_refiner.to_dict()))
+    return target
