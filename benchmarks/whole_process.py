@@ -188,6 +188,7 @@ def contenders(task: str, inputs: dict[str, str], out: str) -> dict[str, list[st
         return {
             "openai-whisper find_alignment loop": child("openai-align", pt, corpus, out + ".jsonl"),
             "whisper-align align --manifest": ours,
+            "whisper-align align --manifest --int8": [*ours, "--int8"],
             "whisper-align align --manifest --no-pack": [*ours, "--no-pack"],
         }
     raise SystemExit(f"unknown task {task!r}")

@@ -61,3 +61,20 @@ def test_dir_lists_the_lazily_imported_public_api() -> None:
 
     names = dir(whisper_align)
     assert {"load_model", "align", "transcribe", "save_model", "Result", "heads", "__version__"} <= set(names)
+
+
+def test_json_reports_heads_files_and_results_follow_the_umask(tmp_path: Path, umask: None) -> None:
+    from whisper_align.heads import write_json_heads
+    from whisper_align.heads.discovery import write_json_atomic
+    from whisper_align.results.formats import write_result
+    from whisper_align.results.types import Result, Segment, Word
+
+    write_json_atomic(tmp_path / "report.json", {"a": float("nan")})
+    write_json_heads(tmp_path / "config.json", [[0, 1]])
+    result = Result(text=" hi", segments=[Segment(0, 0, 1.0, 2.0, " hi", words=[Word(" hi", 1.0, 2.0)])])
+    write_result(result, tmp_path / "out.srt")
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {
+        "report.json": 0o644,
+        "config.json": 0o644,
+        "out.srt": 0o644,
+    }

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import random
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from torch import Tensor
 from ..alignment.words import AlignmentConfig
 from ..checkpoints.tokenizers import get_tokenizer
 from ..errors import AudioError, ManifestError, TranscriptError
+from ..files import replacing
 from ..frontend.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE, load_audio
 from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper, default_alignment_heads
@@ -429,20 +429,13 @@ def _finite(value: Any) -> Any:
 
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> Path:
-    """Write ``payload`` as indented standard JSON (NaN -> null) via a temporary file and ``os.replace``."""
+    """Write ``payload`` as indented standard JSON (NaN -> null), atomically (:func:`whisper_align.files.replacing`)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_finite(payload), handle, indent=2, ensure_ascii=False, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(_finite(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    with replacing(path) as temp:
+        temp.write_text(text, encoding="utf-8")
     return path
 
 

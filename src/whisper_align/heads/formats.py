@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import AlignmentHeadsError
+from ..files import replacing
 from .codec import (
     _WHISPER_CPP_PRESETS,
     _as_mask,
@@ -126,18 +126,8 @@ def write_json_heads(path: str | os.PathLike[str], pairs: Any) -> None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with replacing(path) as temp:
+        temp.write_text(text, encoding="utf-8")
 
 
 # ---- whisper.cpp -------------------------------------------------------------------------------------------------

@@ -14,12 +14,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ..errors import OutputFormatError
+from ..files import replacing
 
 if TYPE_CHECKING:
     from .types import Result, Word
@@ -462,24 +462,14 @@ def write_result(result: Result, path: str | os.PathLike[str], **options: Any) -
     """Write ``result`` to ``path`` in the format its extension names, atomically, and return the text written.
 
     The text goes to a temporary file in the same folder, which then replaces ``path`` in one step; an existing
-    file keeps its permissions.
+    file keeps its permissions, a new one gets what ``open()`` would give it.
     """
     path = Path(path)
     text = render(result, format_for_path(path), **options)
     folder = path.parent
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot write {os.fspath(path)!r}: folder {os.fspath(folder)!r} does not exist")
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+    with replacing(path) as temp:
+        with open(temp, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, path)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
     return text
