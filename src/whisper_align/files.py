@@ -45,4 +45,12 @@ def replacing(target: str | os.PathLike[str]) -> Iterator[Path]:
         raise
 
 
-__all__ = ["new_file_mode", "replacing"]
+def user_cache_dir() -> Path:
+    """whisper-align's cache folder: ``$WHISPER_ALIGN_CACHE``, else ``~/.cache/whisper-align`` (downloaded models,
+    the tokenizer's built spec)."""
+    if os.environ.get("WHISPER_ALIGN_CACHE"):
+        return Path(os.environ["WHISPER_ALIGN_CACHE"]).expanduser()
+    return Path.home() / ".cache" / "whisper-align"
+
+
+__all__ = ["new_file_mode", "replacing", "user_cache_dir"]

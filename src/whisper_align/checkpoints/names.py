@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import ModelLoadError
+from ..files import user_cache_dir
 
 _OPENAI_BASE = "https://openaipublic.azureedge.net/main/whisper/models"
 
@@ -122,9 +123,7 @@ def cache_dir(download_root: str | os.PathLike[str] | None = None) -> Path:
     """Where downloads go: ``download_root``, else ``$WHISPER_ALIGN_CACHE``, else ``~/.cache/whisper-align``."""
     if download_root is not None:
         return Path(download_root).expanduser()
-    if os.environ.get("WHISPER_ALIGN_CACHE"):
-        return Path(os.environ["WHISPER_ALIGN_CACHE"]).expanduser()
-    return Path.home() / ".cache" / "whisper-align"
+    return user_cache_dir()
 
 
 def _openai_cache_dir() -> Path:

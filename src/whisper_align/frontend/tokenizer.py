@@ -21,6 +21,7 @@ ranked by the token's rank, ``tokenizers`` produces exactly tiktoken's ids.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 from collections.abc import Iterable
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING
 import tokenizers
 
 from ..errors import ModelLoadError, TranscriptError
+from ..files import replacing, user_cache_dir
 
 if TYPE_CHECKING:
     pass
@@ -89,60 +91,106 @@ def _byte_level_alphabet() -> dict[str, int]:
 
 
 class _Vocabulary:
-    """The BPE part of a tokenizer.json: an encoder (``tokenizers``) and each token's bytes (for decoding)."""
+    """The BPE part of a tokenizer.json: an encoder (``tokenizers``) and each token's bytes (for decoding).
+
+    Building the encoder's spec (every split of every token) takes about a second of Python, so the result is
+    kept in the user cache (``$WHISPER_ALIGN_CACHE/tokenizers``), keyed by the file's bytes; a missing,
+    damaged or unwritable cache only costs that second again.
+    """
 
     def __init__(self, path: Path, eot: int):
         try:
-            spec = json.loads(path.read_text(encoding="utf-8"))
-            vocab: dict[str, int] = spec["model"]["vocab"]
+            raw = path.read_bytes()
         except FileNotFoundError as error:
             raise ModelLoadError(f"tokenizer file '{path}' does not exist") from error
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise ModelLoadError(
-                f"'{path}' is not a BPE tokenizer.json ({error.__class__.__name__}: {error}); "
-                "give the tokenizer.json that came with the model"
-            ) from error
-        file_eot = vocab.get("<|endoftext|>", next(
-            (t.get("id") for t in spec.get("added_tokens", []) if t.get("content") == "<|endoftext|>"), None
-        ))  # fmt: skip
-        if file_eot is not None and file_eot != eot:
-            kinds = {50256: "English-only", 50257: "multilingual"}
-            raise ModelLoadError(
-                f"'{path}' is a {kinds.get(file_eot, 'different')} vocabulary (<|endoftext|> = {file_eot}), but the "
-                f"model needs a {kinds.get(eot, 'different')} one (<|endoftext|> = {eot}); "
-                "use the model's own tokenizer"
-            )
-        alphabet = _byte_level_alphabet()
-        bpe_vocab = {piece: i for piece, i in vocab.items() if 0 <= i < eot and piece}
-        token_bytes: list[bytes | None] = [None] * eot
-        for piece, i in bpe_vocab.items():
-            try:
-                token_bytes[i] = bytes(alphabet[ch] for ch in piece)
-            except KeyError as error:
-                raise ModelLoadError(f"'{path}' is not a byte-level BPE vocabulary (token {piece!r})") from error
-        missing = [i for i in range(256) if token_bytes[i] is None]
-        if len(bpe_vocab) < 256 or missing:
-            raise ModelLoadError(f"'{path}' lacks byte tokens {missing[:5]}...; it is not a Whisper vocabulary")
-        self.token_bytes: list[bytes] = [b if b is not None else b"" for b in token_bytes]
-
-        # Every split of a token into two tokens is a merge, ranked by the token's rank (tiktoken's rule).
-        merges = []
-        for piece, rank in bpe_vocab.items():
-            for cut in range(1, len(piece)):
-                left, right = piece[:cut], piece[cut:]
-                if left in bpe_vocab and right in bpe_vocab:
-                    merges.append((rank, bpe_vocab[left], left, right))
-        merges.sort()
-        spec["model"]["vocab"] = bpe_vocab
-        spec["model"]["merges"] = [[left, right] for _, _, left, right in merges]
-        spec["added_tokens"] = []  # special tokens are never parsed out of text: plain BPE only
-        spec["post_processor"] = None
-        spec["normalizer"] = None
-        spec["truncation"] = spec["padding"] = None
+        except OSError as error:
+            raise ModelLoadError(f"cannot read tokenizer file '{path}': {error.strerror or error}") from error
+        key = hashlib.sha256(raw + f"|eot={eot}|v{_CACHE_VERSION}".encode()).hexdigest()
+        built = _read_cached(key, eot)
+        if built is None:
+            built = _build_spec(raw, path, eot)
+            _write_cached(key, built)
+        spec, self.token_bytes = built
         try:
-            self.bpe = tokenizers.Tokenizer.from_str(json.dumps(spec))
+            self.bpe = tokenizers.Tokenizer.from_str(spec)
         except Exception as error:  # tokenizers raises a bare Exception for bad specs
             raise ModelLoadError(f"the tokenizers library cannot read '{path}': {error}") from error
+
+
+_CACHE_VERSION = 1
+
+
+def _cache_file(key: str) -> Path:
+    return user_cache_dir() / "tokenizers" / f"{key}.json"
+
+
+def _read_cached(key: str, eot: int) -> tuple[str, list[bytes]] | None:
+    try:
+        data = json.loads(_cache_file(key).read_text(encoding="utf-8"))
+        spec, token_bytes = data["spec"], [bytes.fromhex(h) for h in data["token_bytes"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (spec, token_bytes) if isinstance(spec, str) and len(token_bytes) == eot else None
+
+
+def _write_cached(key: str, built: tuple[str, list[bytes]]) -> None:
+    spec, token_bytes = built
+    target = _cache_file(key)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with replacing(target) as temp:
+            temp.write_text(json.dumps({"spec": spec, "token_bytes": [b.hex() for b in token_bytes]}), "utf-8")
+    except OSError:
+        pass  # no cache this time: the next load builds the spec again
+
+
+def _build_spec(raw: bytes, path: Path, eot: int) -> tuple[str, list[bytes]]:
+    """The ``tokenizers`` spec (JSON text) of the BPE part of tokenizer.json ``raw``, and each token's bytes."""
+    try:
+        spec = json.loads(raw.decode("utf-8"))
+        vocab: dict[str, int] = spec["model"]["vocab"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(
+            f"'{path}' is not a BPE tokenizer.json ({error.__class__.__name__}: {error}); "
+            "give the tokenizer.json that came with the model"
+        ) from error
+    file_eot = vocab.get("<|endoftext|>", next(
+        (t.get("id") for t in spec.get("added_tokens", []) if t.get("content") == "<|endoftext|>"), None
+    ))  # fmt: skip
+    if file_eot is not None and file_eot != eot:
+        kinds = {50256: "English-only", 50257: "multilingual"}
+        raise ModelLoadError(
+            f"'{path}' is a {kinds.get(file_eot, 'different')} vocabulary (<|endoftext|> = {file_eot}), but the "
+            f"model needs a {kinds.get(eot, 'different')} one (<|endoftext|> = {eot}); "
+            "use the model's own tokenizer"
+        )
+    alphabet = _byte_level_alphabet()
+    bpe_vocab = {piece: i for piece, i in vocab.items() if 0 <= i < eot and piece}
+    token_bytes: list[bytes | None] = [None] * eot
+    for piece, i in bpe_vocab.items():
+        try:
+            token_bytes[i] = bytes(alphabet[ch] for ch in piece)
+        except KeyError as error:
+            raise ModelLoadError(f"'{path}' is not a byte-level BPE vocabulary (token {piece!r})") from error
+    missing = [i for i in range(256) if token_bytes[i] is None]
+    if len(bpe_vocab) < 256 or missing:
+        raise ModelLoadError(f"'{path}' lacks byte tokens {missing[:5]}...; it is not a Whisper vocabulary")
+
+    # Every split of a token into two tokens is a merge, ranked by the token's rank (tiktoken's rule).
+    merges = []
+    for piece, rank in bpe_vocab.items():
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in bpe_vocab and right in bpe_vocab:
+                merges.append((rank, bpe_vocab[left], left, right))
+    merges.sort()
+    spec["model"]["vocab"] = bpe_vocab
+    spec["model"]["merges"] = [[left, right] for _, _, left, right in merges]
+    spec["added_tokens"] = []  # special tokens are never parsed out of text: plain BPE only
+    spec["post_processor"] = None
+    spec["normalizer"] = None
+    spec["truncation"] = spec["padding"] = None
+    return json.dumps(spec), [b if b is not None else b"" for b in token_bytes]
 
 
 @lru_cache(maxsize=8)
