@@ -182,6 +182,8 @@ def contenders(task: str, inputs: dict[str, str], out: str) -> dict[str, list[st
             "faster-whisper int8": child("faster-transcribe", ct2, "int8", wav, out + ".json"),
             "whisper-align": ours,
             "whisper-align --int8": [*ours, "--int8"],
+            # libgomp's own spin count (what ours used before it set a short one): shows what the setting buys
+            "whisper-align, GOMP_SPINCOUNT=300000": ["env", "GOMP_SPINCOUNT=300000", *ours],
         }
     if task == "align":
         ours = [CLI, "align", "--manifest", corpus, "--out", out + ".jsonl", "--model", "tiny.en"]
