@@ -43,7 +43,9 @@ class ChainSettings:
     log-normal duration prior, ``log(seconds) ~ N(intercept + slope * log(letters), sd)`` (fitted on festival's
     fitting clips, see benchmarks/precision_segment.py), with weight ``duration_weight``; ``gap_zero``: the
     probability that a word starts where the previous one ends, ``gap_scale`` the mean pause otherwise (frames),
-    both with weight ``gap_weight``."""
+    both with weight ``gap_weight``; ``anchor``: weight of the scorer's own fitted offset prior (flat beyond
+    its radius; 0, the best measured, leaves the evidence alone).
+    """
 
     band: int = 120
     prior_scale: float = 200.0
@@ -55,6 +57,7 @@ class ChainSettings:
     gap_weight: float = 0.5
     gap_zero: float = 0.9
     gap_scale: float = 15.0
+    anchor: float = 0.0
 
 
 @dataclass
@@ -78,15 +81,20 @@ def unary_boundaries(
     activation: np.ndarray | None,
     evidence: np.ndarray | None,
 ) -> list[Boundary]:
-    """One :class:`Boundary` per coarse time (seconds) of one kind: the fitted scorer with its offset prior
-    neutralised (the offset features set to their training mean), minus the Laplace prior beyond the radius."""
+    """One :class:`Boundary` per coarse time (seconds) of one kind: the fitted scorer's evidence (its offset
+    features set to their training mean), plus ``anchor`` times its offset prior (in units of its radius,
+    clipped there), minus the Laplace prior beyond the radius."""
     band = max(settings.band, params.radius)
     frames, x = boundary_inputs(tracks, coarse, kind, band, activation, evidence)
     model = params.start if kind == "start" else params.end
+    offset = np.clip(x[..., 0] * band / params.radius, -1.0, 1.0)
+    prior = np.stack([offset, offset**2, np.abs(offset)], axis=-1)
+    prior = ((prior - model.mean[:OFFSET_COLUMNS]) / model.scale[:OFFSET_COLUMNS]) @ model.weights[:OFFSET_COLUMNS]
     distance = np.abs(x[..., 0]) * band  # frames from the coarse boundary
     x = x.copy()
     x[..., :OFFSET_COLUMNS] = model.mean[:OFFSET_COLUMNS]
-    scores = model.scores(x) - np.clip(distance - params.radius, 0.0, None) / settings.prior_scale
+    scores = model.scores(x) + settings.anchor * prior
+    scores -= np.clip(distance - params.radius, 0.0, None) / settings.prior_scale
     out = []
     for row_frames, row in zip(frames, scores):
         unique = np.ones(len(row_frames), dtype=bool)  # candidates off the clip repeat its edge frames
