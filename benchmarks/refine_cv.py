@@ -46,12 +46,17 @@ from whisper_align.tasks.corpus import align_corpus  # noqa: E402
 from whisper_align.tasks.refiner_fit import DEFAULT_RADIUS, labelled_clip  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "refine_cv.json"
+# row: (refine, packed, joint); joint: the word-level global decode (alignment/segment_decode.py), else the
+# refinement boundary by boundary (the default before it)
 ROWS = {
-    "default without refinement, one clip per window": (False, False),
-    "default without refinement, packed": (False, True),
-    "default (refined), one clip per window": (True, False),
-    "default (refined), packed (align --manifest)": (True, True),
+    "default without refinement, one clip per window": (False, False, True),
+    "default without refinement, packed": (False, True, True),
+    "refined boundary by boundary, one clip per window": (True, False, False),
+    "refined boundary by boundary, packed": (True, True, False),
+    "default (refined, global decode), one clip per window": (True, False, True),
+    "default (refined, global decode), packed (align --manifest)": (True, True, True),
 }
+SETTINGS = sorted({(refine, joint) for refine, _, joint in ROWS.values()})
 
 
 def folds(limit: int | None) -> list[tuple[str, list[Utterance], list[Utterance]]]:
@@ -81,11 +86,11 @@ def packed_words(model, test: list[Utterance], config: AlignmentConfig) -> dict[
     return {r["id"]: [(w["word"], w["start"], w["end"]) for w in r["words"]] for r in rows}
 
 
-def single_words(model, test: list[Utterance]) -> dict[bool, dict[str, list]]:  # noqa: ANN001
-    """{refine: {id: [(word, start, end)]}} one clip per window, as ``align`` does for a clip, with one encoder
-    and decoder pass per clip serving both settings."""
+def single_words(model, test: list[Utterance]) -> dict[tuple[bool, bool], dict[str, list]]:  # noqa: ANN001
+    """{(refine, joint): {id: [(word, start, end)]}} one clip per window, as ``align`` does for a clip, with one
+    encoder and decoder pass per clip serving every setting."""
     tokenizer = get_tokenizer(model)
-    out: dict[bool, dict[str, list]] = {False: {}, True: {}}
+    out: dict[tuple[bool, bool], dict[str, list]] = {setting: {} for setting in SETTINGS}
     for u in test:
         samples = load_audio(u.audio)
         tokens = prepare_text(tokenizer, u.text)
@@ -96,11 +101,12 @@ def single_words(model, test: list[Utterance]) -> dict[bool, dict[str, list]]:  
         ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
         inputs = refine_inputs(model, mel, features[0], 0, n_positions)
         duration = len(samples) / SAMPLE_RATE
-        for refine in (False, True):
+        for refine, joint in SETTINGS:
+            model.boundary_refiner.joint = joint
             config = resolve_config(AlignmentConfig(refine=refine), model.alignment_time_shift)
             words = words_of_piece(tokenizer, qk.float(), tokens, probs, config, 0.0, refine=inputs)
             widen_empty_words(enforce_monotone(words, duration), config.min_word_duration, 0.0, duration)
-            out[refine][u.id] = [(w.word, round(w.start, 3), round(w.end, 3)) for w in words]  # as align() does
+            out[refine, joint][u.id] = [(w.word, round(w.start, 3), round(w.end, 3)) for w in words]  # as align() does
     return out
 
 
@@ -110,8 +116,9 @@ def score_fold(model, test: list[Utterance]) -> dict[str, dict]:  # noqa: ANN001
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         single = single_words(model, test)
-    for row, (refine, packed) in ROWS.items():
-        words = packed_words(model, test, AlignmentConfig(refine=refine)) if packed else single[refine]
+    for row, (refine, packed, joint) in ROWS.items():
+        model.boundary_refiner.joint = joint
+        words = packed_words(model, test, AlignmentConfig(refine=refine)) if packed else single[refine, joint]
         out[row] = {u.id: (u.words, words[u.id]) for u in test}
     return out
 

@@ -70,7 +70,9 @@ class BoundaryModel:
 @dataclass
 class RefineParams:
     """Everything :func:`refine_boundaries` needs: the search radius (10 ms frames), the decoding rule and one
-    :class:`BoundaryModel` each for starts and ends. ``to_dict``/``from_dict`` give a JSON-able form."""
+    :class:`BoundaryModel` each for starts and ends. ``joint``: a piece's words are refined by the word-level
+    global decode (:mod:`~whisper_align.alignment.segment_decode`) rather than boundary by boundary (parameters
+    saved before it existed load with it on). ``to_dict``/``from_dict`` give a JSON-able form."""
 
     radius: int
     start: BoundaryModel
@@ -79,6 +81,7 @@ class RefineParams:
     detectors: dict[str, FrameDetector] | None = None  # {"start": ..., "end": ...} on encoder states, if fitted
     feature_names: tuple[str, ...] = FEATURE_NAMES
     version: int = 1
+    joint: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         def model(m: BoundaryModel) -> dict[str, list[float]]:
@@ -103,6 +106,7 @@ class RefineParams:
             "start": model(self.start),
             "end": model(self.end),
             "detectors": detectors,
+            "joint": self.joint,
         }
 
     @classmethod
@@ -134,6 +138,7 @@ class RefineParams:
             model(data["end"]),
             data.get("decode", "median"),
             {kind: detector(detectors[kind]) for kind in ("start", "end")} if detectors else None,
+            joint=bool(data.get("joint", True)),
         )
 
     def save(self, path: str | Path) -> None:

@@ -3,8 +3,10 @@
 This is the glue between the word timings that DTW produces and the refinement's arrays: it picks the words
 worth refining (those with a letter or digit; punctuation-only words and words the audio ends before keep
 their times), builds their attention activations from the alignment matrix, and writes the refined times back.
-It runs on the piece's own region: the log-mel frames and encoder states of the audio the piece was aligned
-against, whether that is a whole clip, one window of a long recording or one clip of a packed window.
+The refinement decodes a piece's words jointly (:func:`~whisper_align.alignment.segment_decode.decode_chain`)
+when its parameters say ``joint``, else boundary by boundary. It runs on the piece's own region: the log-mel
+frames and encoder states of the audio the piece was aligned against, whether that is a whole clip, one window
+of a long recording or one clip of a packed window.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from .boundary_features import word_activations
 from .refine import RefineParams, frame_tracks, refine_boundaries
+from .segment_decode import decode_chain
 from .words import WordTiming
 
 
@@ -58,7 +61,11 @@ def refine_timings(
     starts = np.array([timings[k].start - time_offset for k in chosen])
     ends = np.array([timings[k].end - time_offset for k in chosen])
     states = np.asarray(inputs.states, dtype=np.float64)
-    new_starts, new_ends = refine_boundaries(inputs.params, tracks, starts, ends, activation, states)
+    if inputs.params.joint:
+        letters = [sum(c.isalnum() for c in timings[k].word) for k in chosen]
+        new_starts, new_ends = decode_chain(inputs.params, tracks, starts, ends, letters, activation, states)
+    else:
+        new_starts, new_ends = refine_boundaries(inputs.params, tracks, starts, ends, activation, states)
     for k, start, end in zip(chosen, new_starts, new_ends):
         timings[k].start, timings[k].end = float(start) + time_offset, float(end) + time_offset
 

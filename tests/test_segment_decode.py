@@ -1,0 +1,101 @@
+"""The word-level global decode of word boundaries (alignment/segment_decode.py): exact marginals, reach beyond
+the refinement's radius, order and count of words, and the parameters' ``joint`` switch."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from whisper_align.alignment.boundary_features import FEATURE_NAMES
+from whisper_align.alignment.refine import BoundaryModel, RefineParams, frame_tracks, refine_boundaries
+from whisper_align.alignment.segment_decode import Boundary, chain_marginals, decode_chain
+from whisper_align.errors import RefineError
+
+WORDS = [(50, 90), (130, 200), (240, 270)]  # true (start, end) frames of three words heard in silence
+LETTERS = [6, 10, 5]  # letters giving the duration prior's expected lengths of about 0.4, 0.7 and 0.3 s
+
+
+def loudness_params(radius: int = 25) -> RefineParams:
+    """A hand-made scorer: a boundary is where the word's side is loud and the other side quiet (the ``rise``
+    features), with a mild prior towards the coarse time."""
+    weights = np.zeros(len(FEATURE_NAMES))
+    weights[FEATURE_NAMES.index("rise_2")] = 2.0
+    weights[FEATURE_NAMES.index("rise_5")] = 3.0
+    weights[FEATURE_NAMES.index("|offset|")] = -1.0
+    model = BoundaryModel(np.zeros(len(FEATURE_NAMES)), np.ones(len(FEATURE_NAMES)), weights)
+    return RefineParams(radius, model, model)
+
+
+def synthetic_mel(n_frames: int = 320, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    level = np.full(n_frames, -1.0)
+    for start, end in WORDS:
+        level[start:end] = 1.0
+    return level[None, :] + 0.05 * rng.normal(size=(80, n_frames))
+
+
+def test_marginals_equal_brute_force_enumeration():
+    rng = np.random.default_rng(1)
+    chain = [Boundary(3 * j + int(rng.integers(0, 3)), rng.normal(size=int(rng.integers(3, 6)))) for j in range(4)]
+    tables = [rng.normal(size=41) for _ in range(3)]
+    gaps = [2, 0, 1]
+    kernels = [(lambda d, t=t, g=g: np.where(d >= g, t[np.clip(d + 20, 0, 40)], -np.inf)) for t, g in zip(tables, gaps)]
+    marginals = chain_marginals(chain, kernels)
+    expected = [np.zeros(len(b.scores)) for b in chain]
+    for choice in itertools.product(*[range(len(b.scores)) for b in chain]):
+        f = [b.first + i for b, i in zip(chain, choice)]
+        log_weight = sum(b.scores[i] for b, i in zip(chain, choice))
+        log_weight += sum(float(kernels[j](np.array(f[j + 1] - f[j]))) for j in range(3))
+        for j, i in enumerate(choice):
+            expected[j][i] += np.exp(log_weight)
+    for got, want in zip(marginals, expected):
+        np.testing.assert_allclose(got, want / want.sum(), atol=1e-12)
+
+
+def test_lagging_words_are_found_beyond_the_radius():
+    """DTW lagging 0.4 s behind the last two words (farther than the 25-frame radius): the boundary-by-boundary
+    refinement cannot reach them, the global decode puts every boundary within 20 ms of the truth."""
+    params, mel = loudness_params(), synthetic_mel()
+    starts = np.array([0.50, 1.70, 2.80])
+    ends = np.array([0.90, 2.40, 3.10])
+    true_starts = np.array([s for s, _ in WORDS]) / 100
+    true_ends = np.array([e for _, e in WORDS]) / 100
+    old_starts, old_ends = refine_boundaries(params, frame_tracks(mel), starts, ends)
+    assert np.abs(old_starts - true_starts).max() > 0.1  # the radius stops it
+    new_starts, new_ends = decode_chain(params, frame_tracks(mel), starts, ends, LETTERS)
+    np.testing.assert_allclose(new_starts, true_starts, atol=0.02)
+    np.testing.assert_allclose(new_ends, true_ends, atol=0.02)
+
+
+def test_words_stay_in_order_and_none_is_lost():
+    """Coarse times that cross and words with no evidence at all: as many words come back, in order, each at
+    least two frames long, all inside the clip."""
+    params = loudness_params()
+    mel = np.zeros((80, 200))  # no acoustic evidence anywhere
+    starts = np.array([0.10, 0.60, 0.50, 1.20, 1.95])
+    ends = np.array([0.70, 0.55, 1.30, 1.20, 2.00])
+    new_starts, new_ends = decode_chain(params, frame_tracks(mel), starts, ends, [3, 1, 8, 2, 4])
+    assert len(new_starts) == len(new_ends) == 5
+    assert np.all(new_ends - new_starts >= 0.02 - 1e-9)
+    assert np.all(new_starts[1:] >= new_ends[:-1])
+    assert new_starts[0] >= 0 and new_ends[-1] <= 2.0
+
+
+def test_bad_lengths_and_missing_states_are_typed_errors():
+    params, tracks = loudness_params(), frame_tracks(synthetic_mel())
+    with pytest.raises(RefineError, match="equally long"):
+        decode_chain(params, tracks, np.array([0.5, 1.3]), np.array([0.9, 2.0]), [4])
+    with pytest.raises(RefineError, match="states"):
+        params.detectors = {"start": None, "end": None}  # type: ignore[dict-item]
+        decode_chain(params, tracks, np.array([0.5]), np.array([0.9]), [4])
+
+
+def test_joint_switch_round_trips_and_old_parameters_load_with_it_on():
+    params = loudness_params()
+    params.joint = False
+    data = params.to_dict()
+    assert RefineParams.from_dict(data).joint is False
+    del data["joint"]  # parameters saved before the global decode existed
+    assert RefineParams.from_dict(data).joint is True
