@@ -211,6 +211,23 @@ def throughput(data: Json, seconds_decimals: int = 1) -> str:
     return markdown(["aligner", "median s", "× real time", "speed-up", "median error ms", "≤50 ms"], rows)
 
 
+# ---- the word-level global decode's variants (precision_segment.py) ----------------------------------------------
+
+
+def precision_segment(data: Json) -> str:
+    """precision_segment.json: every variant of the global decode tried, per model, on both held-out sets."""
+    sets = ("timit-dev", "festival")
+    header = ["model", "variant"]
+    header += [f"{s} {column}" for column in ("mean ms", "median ms", "≤50 ms", "≤100 ms") for s in sets]
+    rows = []
+    for model, variants in data["models"].items():
+        for name, scores in variants.items():
+            cells = [ms(scores[s]["mean_ms"]) for s in sets] + [ms(scores[s]["median_ms"]) for s in sets]
+            cells += [pct(scores[s]["within_50"]) for s in sets] + [pct(scores[s]["within_100"]) for s in sets]
+            rows.append([model, name, *cells])
+    return markdown(header, rows, left=2)
+
+
 # ---- whole processes at default threads (whole_process.py) --------------------------------------------------------
 
 WHOLE_PROCESS_TASKS = {
@@ -467,6 +484,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "gpu_check": gpu_check,
     "precision": precision,
     "refine_cv": refine_cv,
+    "precision_segment": precision_segment,
     "whole_process": whole_process,
     "whole_process_busy": whole_process,
 }

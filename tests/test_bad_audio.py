@@ -417,7 +417,9 @@ def check_case(case: Case, words: Timed, duration: float, transcript: str, refer
     if case.expect == "same":
         tolerance = NARROWBAND_TOLERANCE if "8k" in case.name else TIME_TOLERANCE
         for (word, start, end), (_, ref_start, ref_end) in zip(words, reference):
-            assert abs(start - ref_start) <= tolerance and abs(end - ref_end) <= tolerance, (
+            # times are whole 10 ms frames: compare in milliseconds so that 0.15000000000000036 counts as 150 ms
+            assert round(1000 * abs(start - ref_start)) <= round(1000 * tolerance), (word, start, ref_start)
+            assert round(1000 * abs(end - ref_end)) <= round(1000 * tolerance), (
                 word,
                 (start, end),
                 (ref_start, ref_end),
