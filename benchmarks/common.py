@@ -92,3 +92,22 @@ def write_json(name: str, payload: dict) -> Path:
     tmp.write_text(json.dumps({"machine": machine(), **payload}, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def build_caches(capture, cache: Path, models: list[str], count) -> None:  # noqa: ANN001
+    """Run ``capture(model_name)`` for each model at one thread (warnings silenced) and pickle what it returns to
+    ``cache/<model>.pkl``; ``count(data)`` is the number of utterances, for the progress line."""
+    import pickle
+    import warnings
+
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(1)
+    for name in models:
+        started = time.time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = capture(name)
+        path = cache / f"{name}.pkl"
+        with open(path, "wb") as handle:
+            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        print(f"{name}: {count(data)} utterances in {time.time() - started:.0f} s -> {path}")

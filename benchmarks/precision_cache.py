@@ -10,10 +10,7 @@ positions), cropped to the real audio. Written to /tmp/precision-cache/MODEL.pkl
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -21,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from common import manifest  # noqa: E402
+from common import build_caches, manifest  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import HOP_LENGTH, load_audio  # noqa: E402
@@ -84,18 +81,7 @@ def _capture(model, name: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
-    args = parser.parse_args()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
-    for name in args.models:
-        started = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = capture(name)
-        path = CACHE / f"{name}.pkl"
-        with open(path, "wb") as handle:
-            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        print(f"{name}: {len(data['items'])} utterances in {time.time() - started:.0f} s -> {path}")
+    build_caches(capture, CACHE, parser.parse_args().models, lambda data: len(data["items"]))
 
 
 if __name__ == "__main__":

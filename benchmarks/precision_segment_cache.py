@@ -8,16 +8,13 @@ utterance: the alignment heads' scores, the token probabilities, the clip's log-
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
-import time
-import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import manifest  # noqa: E402
+from common import build_caches, manifest  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import N_SAMPLES_PER_TOKEN, load_audio  # noqa: E402
@@ -64,18 +61,7 @@ def capture(name: str) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["tiny.en"])
-    args = parser.parse_args()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(1)
-    for name in args.models:
-        started = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            items = capture(name)
-        path = CACHE / f"{name}.pkl"
-        with open(path, "wb") as handle:
-            pickle.dump(items, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        print(f"{name}: {len(items)} utterances in {time.time() - started:.0f} s -> {path}")
+    build_caches(capture, CACHE, parser.parse_args().models, len)
 
 
 if __name__ == "__main__":
