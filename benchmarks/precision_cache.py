@@ -23,7 +23,7 @@ from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import HOP_LENGTH, load_audio  # noqa: E402
 from whisper_align.results.manifest import load_manifest  # noqa: E402
-from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel  # noqa: E402
+from whisper_align.tasks.align import clip_pass, prepare_text  # noqa: E402
 
 CACHE = Path("/tmp/precision-cache")
 SETS = ("timit-dev", "festival")
@@ -47,10 +47,8 @@ def _capture(model, name: str) -> dict:
             samples = load_audio(utt.audio)
             tokens = prepare_text(tokenizer, utt.text)
             n_frames = len(samples) // HOP_LENGTH
-            n_positions = max(1, n_frames // 2)
-            mel = window_mel(model, samples)
-            features = model.embed_audio(mel[None])
-            ((qk, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], False, heads)
+            run = clip_pass(model, tokenizer, samples, tokens, False, heads)
+            qk, mel, features, n_positions = run.qk, run.mel, run.features, run.n_positions
             words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
             items.append(
                 dict(

@@ -11,15 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import build_caches, manifest  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
-from whisper_align.frontend.audio import N_SAMPLES_PER_TOKEN, load_audio  # noqa: E402
+from whisper_align.frontend.audio import load_audio  # noqa: E402
 from whisper_align.results.manifest import load_manifest  # noqa: E402
-from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel  # noqa: E402
+from whisper_align.tasks.align import clip_pass, prepare_text  # noqa: E402
 
 CACHE = Path("/tmp/segment-cache")
 
@@ -35,11 +33,8 @@ def capture(name: str) -> list[dict]:
                 continue
             samples = load_audio(u.audio)
             tokens = prepare_text(tokenizer, u.text)
-            n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
-            with torch.inference_mode():
-                mel = window_mel(model, samples)
-                features = model.embed_audio(mel[None])
-            ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
+            run = clip_pass(model, tokenizer, samples, tokens)
+            qk, probs, mel, features, n_positions = run.qk, run.probs, run.mel, run.features, run.n_positions
             items.append(
                 dict(
                     set=set_name,

@@ -22,24 +22,20 @@ import time
 import warnings
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, write_json  # noqa: E402
 from whisper_align.alignment.refine import fit  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig, resolve_config, widen_empty_words  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
-from whisper_align.frontend.audio import N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio  # noqa: E402
+from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.results.evaluation import Metrics, score  # noqa: E402
 from whisper_align.results.manifest import Utterance, load_manifest  # noqa: E402
 from whisper_align.tasks.align import (  # noqa: E402
-    Piece,
+    clip_pass,
     enforce_monotone,
     prepare_text,
     refine_inputs,
-    run_pieces,
-    window_mel,
     words_of_piece,
 )
 from whisper_align.tasks.corpus import align_corpus  # noqa: E402
@@ -94,12 +90,9 @@ def single_words(model, test: list[Utterance]) -> dict[tuple[bool, bool], dict[s
     for u in test:
         samples = load_audio(u.audio)
         tokens = prepare_text(tokenizer, u.text)
-        n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
-        with torch.inference_mode():
-            mel = window_mel(model, samples)
-            features = model.embed_audio(mel[None])
-        ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
-        inputs = refine_inputs(model, mel, features[0], 0, n_positions)
+        run = clip_pass(model, tokenizer, samples, tokens)
+        qk, probs = run.qk, run.probs
+        inputs = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions)
         duration = len(samples) / SAMPLE_RATE
         for refine, joint in SETTINGS:
             model.boundary_refiner.joint = joint

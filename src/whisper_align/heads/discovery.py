@@ -41,7 +41,7 @@ from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper, default_alignment_heads
 from ..results.evaluation import Metrics, TimedWord, score
 from ..results.manifest import Utterance
-from ..tasks.align import Piece, check_fits, prepare_text, run_pieces, window_mel
+from ..tasks.align import check_fits, clip_pass, prepare_text
 from . import ALIGNMENT_HEADS, encode, mask_to_pairs
 from .scoring import (
     GreedyStep,
@@ -160,11 +160,7 @@ def capture_attention(
         except (AudioError, TranscriptError) as error:
             result.skipped.append((utterance.id, str(error)))
             continue
-        with torch.inference_mode():
-            features = model.embed_audio(window_mel(model, samples)[None].to(model.device))
-        ((qk, _),) = run_pieces(
-            model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities=False, heads=all_heads
-        )
+        qk = clip_pass(model, tokenizer, samples, tokens, probabilities=False, heads=all_heads).qk
         words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
         result.captures.append(
             Capture(

@@ -19,7 +19,6 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..alignment.words import (
@@ -44,7 +43,9 @@ from ..model.whisper import Whisper
 from ..results.types import Result, Segment, Word
 from .pieces import (  # noqa: F401 (re-exported)
     WINDOW_POSITIONS,
+    ClipPass,
     Piece,
+    clip_pass,
     refine_inputs,
     run_pieces,
     window_mel,
@@ -207,13 +208,9 @@ def align_window(
 ) -> list[WordTiming]:
     """Encode one window of up to 30 s and align ``tokens`` against all of its real audio
     (``merge``: see :func:`words_of_piece`)."""
-    n_positions = max(1, len(chunk) // N_SAMPLES_PER_TOKEN)
-    with torch.inference_mode():
-        mel = window_mel(model, chunk)
-        features = model.embed_audio(mel[None].to(model.device))
-    ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities)
-    refine = refine_inputs(model, mel, features[0], 0, n_positions)
-    return words_of_piece(tokenizer, qk.float().cpu(), tokens, probs, config, time_offset, merge, refine)
+    run = clip_pass(model, tokenizer, chunk, tokens, probabilities)
+    refine = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions)
+    return words_of_piece(tokenizer, run.qk.float().cpu(), tokens, run.probs, config, time_offset, merge, refine)
 
 
 def group_starts(words: Sequence[str], word_tokens: Sequence[Sequence[int]], config: AlignmentConfig) -> np.ndarray:
@@ -403,6 +400,8 @@ __all__ = [
     "align_long",
     "Piece",
     "run_pieces",
+    "clip_pass",
+    "ClipPass",
     "words_of_piece",
     "prepare_text",
     "clean_text",

@@ -26,6 +26,7 @@ from ..errors import TranscriptError
 from ..frontend.audio import (
     N_FRAMES,
     N_SAMPLES,
+    N_SAMPLES_PER_TOKEN,
     TOKENS_PER_SECOND,
     log_mel_spectrogram,
     pad_or_trim,
@@ -109,6 +110,37 @@ def run_pieces(
                 probs = p[torch.arange(n_text), torch.tensor(piece.tokens)].tolist()
             results[i] = (qk[b, :, : len(seqs[b]), piece.first : piece.last], probs)
     return results  # type: ignore[return-value]
+
+
+@dataclass
+class ClipPass:
+    """One clip of up to 30 s through the model: its window's log-mel (n_mels x 3000 frames), the encoded window
+    (1 x 1500 positions x D), and for its text over its ``n_positions`` real positions the heads' scores and the
+    tokens' probabilities (as :func:`run_pieces` returns them for one piece)."""
+
+    mel: Tensor
+    features: Tensor
+    qk: Tensor
+    probs: list[float]
+    n_positions: int
+
+
+def clip_pass(
+    model: Whisper,
+    tokenizer: Tokenizer,
+    samples: np.ndarray,
+    tokens: list[int],
+    probabilities: bool = True,
+    heads: Sequence[tuple[int, int]] | None = None,
+) -> ClipPass:
+    """Encode one clip of at most 30 s in its own window and run the decoder over ``tokens`` against its real
+    audio: what aligning a clip, fitting a refinement and finding heads each start from."""
+    n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
+    with torch.inference_mode():
+        mel = window_mel(model, samples)
+        features = model.embed_audio(mel[None].to(model.device))
+    ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities, heads)
+    return ClipPass(mel, features, qk, probs, n_positions)
 
 
 def refine_inputs(model: Whisper, mel: Tensor, audio_features: Tensor, first: int, last: int) -> RefineInputs | None:

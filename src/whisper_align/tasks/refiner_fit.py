@@ -17,7 +17,6 @@ import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import torch
 
 from ..alignment.boundary_features import word_activations
 from ..alignment.refine import LabelledClip, RefineParams, fit
@@ -25,13 +24,13 @@ from ..alignment.word_refinement import refinable
 from ..alignment.words import AlignmentConfig, WordTiming, align_words, merge_punctuations, resolve_config
 from ..checkpoints.tokenizers import get_tokenizer
 from ..errors import RefineError
-from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, TOKENS_PER_SECOND, load_audio
+from ..frontend.audio import N_SAMPLES, TOKENS_PER_SECOND, load_audio
 from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper
 from ..results.evaluation import match_words
 from ..results.manifest import Utterance
 from .align import prepare_text
-from .pieces import Piece, piece_matrix, run_pieces, window_mel
+from .pieces import clip_pass, piece_matrix
 
 # the search radius (10 ms frames) of the refinement: the best of those tried in benchmarks/precision.py
 DEFAULT_RADIUS = 25
@@ -48,12 +47,9 @@ def labelled_clip(model: Whisper, tokenizer: Tokenizer, utterance: Utterance, co
     if len(samples) > N_SAMPLES:
         raise RefineError(f"utterance {utterance.id!r} is longer than 30 s; fit on clips of at most 30 s")
     tokens = prepare_text(tokenizer, utterance.text)
-    n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
-    with torch.inference_mode():
-        mel = window_mel(model, samples)
-        features = model.embed_audio(mel[None].to(model.device))
-    ((qk, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], False)
-    matrix = piece_matrix(tokenizer, qk.float().cpu(), config).numpy()
+    run = clip_pass(model, tokenizer, samples, tokens, probabilities=False)
+    n_positions, mel = run.n_positions, run.mel
+    matrix = piece_matrix(tokenizer, run.qk.float().cpu(), config).numpy()
     words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
     duration = n_positions / TOKENS_PER_SECOND
     timings = align_words(matrix, words, word_tokens, [0.0] * len(tokens), config, duration=duration)
@@ -75,7 +71,7 @@ def labelled_clip(model: Whisper, tokenizer: Tokenizer, utterance: Utterance, co
         true_starts,
         true_ends,
         activation,
-        features[0, :n_positions].float().cpu().numpy().astype(np.float64),
+        run.features[0, :n_positions].float().cpu().numpy().astype(np.float64),
     )
 
 
