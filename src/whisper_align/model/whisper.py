@@ -10,7 +10,7 @@ are computed separately for just those heads, and decoding can stop after the hi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -69,8 +69,14 @@ class AudioEncoder(nn.Module):
         )
         self.ln_post = LayerNorm(n_state)
 
-    def forward(self, mel: Tensor) -> Tensor:
-        """mel (B, n_mels, 2·n_ctx) -> audio features (B, n_ctx, n_state)."""
+    def forward(self, mel: Tensor, starts: Sequence[int] | None = None) -> Tensor:
+        """mel (B, n_mels, 2·n_ctx) -> audio features (B, n_ctx, n_state).
+
+        With ``starts`` (increasing positions, the first 0), the positions from each start to the next (the last
+        to the end) are encoded as separate sequences: each gets the positional embeddings from 0 and attends
+        only to itself. That is how a packed window's clips are encoded each as if it began a window of its own
+        (see tasks/corpus.py); only the convolutions, which see one frame either side, cross the seams.
+        """
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x)).permute(0, 2, 1)
         if x.shape[1:] != self.positional_embedding.shape:
@@ -79,11 +85,29 @@ class AudioEncoder(nn.Module):
                 f"{self.positional_embedding.shape[0]} "
                 f"(pad or trim the mel to {2 * self.positional_embedding.shape[0]})"
             )
-        x = (x + self.positional_embedding).to(x.dtype)
+        edges = _segment_edges(starts, x.shape[1])
+        if len(edges) == 2:
+            return self._transform(x)
+        return torch.cat([self._transform(x[:, lo:hi]) for lo, hi in zip(edges, edges[1:])], dim=1)
+
+    def _transform(self, x: Tensor) -> Tensor:
+        """The transformer over one sequence of conv outputs (B, T, n_state), positions counted from 0."""
+        x = (x + self.positional_embedding[: x.shape[1]]).to(x.dtype)
         for block in self.blocks:
             x = x + block.attn(block.attn_ln(x))[0]
             x = x + block.mlp(block.mlp_ln(x))
         return self.ln_post(x)
+
+
+def _segment_edges(starts: Sequence[int] | None, n_positions: int) -> list[int]:
+    """[start_1 = 0, start_2, ..., n_positions] from the segment starts; a clear error for starts that do not
+    partition the window."""
+    if starts is None:
+        return [0, n_positions]
+    edges = [int(s) for s in starts] + [n_positions]
+    if not starts or edges[0] != 0 or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"segment starts must increase from 0 and stay below {n_positions}; got {list(starts)}")
+    return edges
 
 
 class TextDecoder(DerivedForms, nn.Module):
@@ -366,8 +390,9 @@ class Whisper(nn.Module):
     def num_languages(self) -> int:
         return self.dims.n_vocab - 51765 - int(self.is_multilingual)
 
-    def embed_audio(self, mel: Tensor) -> Tensor:
-        return self.encoder(mel.to(self.dtype))
+    def embed_audio(self, mel: Tensor, starts: Sequence[int] | None = None) -> Tensor:
+        """Encoder output of a log-mel window; ``starts``: encode segments separately (see AudioEncoder)."""
+        return self.encoder(mel.to(self.dtype), starts)
 
     def logits(self, tokens: Tensor, audio_features: Tensor, cache: KVCache | None = None) -> Tensor:
         return self.decoder(tokens, audio_features, cache=cache)[0]

@@ -1,9 +1,10 @@
 """Align a whole corpus: a JSON-lines manifest in, a JSON-lines file of timed words out.
 
 Short clips are mostly padding when each gets its own 30 s window, so clips are *packed*: consecutive clips go
-into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
-:class:`~whisper_align.tasks.align.Piece` whose attention is cropped to its own stretch of the window, so the clips do
-not see each other's text (the encoder still hears its neighbours). Clips longer than a window go through
+into one window, separated by a short silence, until it is full. The window goes through the encoder once, each
+clip (with the silence after it) as a sequence of its own, so the clips do not hear each other; every clip is a
+:class:`~whisper_align.tasks.align.Piece` whose attention is cropped to its own stretch of the window, so they do
+not see each other's text either. Clips longer than a window go through
 :func:`~whisper_align.tasks.align.align_long`.
 
 **Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
@@ -269,13 +270,18 @@ def _words_line(clip_id: str, words: list) -> str:
 def align_packed_window(
     model: Whisper, tokenizer: Tokenizer, window: _Window, config: AlignmentConfig, probabilities: bool = True
 ) -> list[list]:
-    """Align every clip of a packed window; returns each clip's words, times relative to the clip."""
+    """Align every clip of a packed window; returns each clip's words, times relative to the clip.
+
+    The encoder takes each clip, from its first position to the next clip's, as a sequence of its own (see
+    :class:`~whisper_align.model.whisper.AudioEncoder`): a clip's words then come out as when it is aligned
+    alone in its window, where letting the clips attend to each other moved the words of clips the model
+    hears poorly by up to a second."""
+    firsts = [start // N_SAMPLES_PER_TOKEN for start in window.starts]
     with torch.inference_mode():
         mel = window_mel(model, window.audio())
-        features = model.embed_audio(mel[None].to(model.device))
+        features = model.embed_audio(mel[None].to(model.device), firsts)
     pieces = []
-    for clip, start in zip(window.clips, window.starts):
-        first = start // N_SAMPLES_PER_TOKEN
+    for clip, start, first in zip(window.clips, window.starts, firsts):
         last = max(first + 1, -(-(start + len(clip.samples)) // N_SAMPLES_PER_TOKEN))
         pieces.append(Piece(0, clip.tokens, first, min(last, features.shape[1])))
     results = run_pieces(model, tokenizer, features, pieces, probabilities)
