@@ -110,7 +110,7 @@ def test_window_hand_over_commits_each_word_once_whatever_the_punctuation(model,
     text = " ".join(f'Item {i} says "go (now)", then stops. Well, {i}!' for i in range(40))
     tokens = prepare_text(tokenizer, text)
 
-    def fake_window(model, tokenizer, chunk, tokens, config, probabilities, time_offset, merge=True):
+    def fake_window(model, tokenizer, chunk, tokens, config, probabilities, time_offset, merge=True, ends_audio=True):
         words, word_tokens = tokenizer.split_to_word_tokens(tokens)
         end = time_offset + len(chunk) / SAMPLE_RATE
         timings = [

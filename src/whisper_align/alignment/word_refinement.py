@@ -16,25 +16,60 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .boundary_features import word_activations
+from .boundary_features import FRAMES_PER_SECOND, word_activations
 from .refine import RefineParams, frame_tracks, refine_boundaries
-from .segment_decode import decode_chain
+from .segment_decode import ChainSettings, decode_chain
 from .words import WordTiming
 
 
 @dataclass
 class RefineInputs:
     """What the refinement reads besides the attention: the fitted ``params``, the region's log-mel frames
-    (n_mels, frames at 10 ms) and its encoder output (positions at 20 ms, D)."""
+    (n_mels, frames at 10 ms) and its encoder output (positions at 20 ms, D). ``ends_audio``: the region is the
+    end of the recording (a clip, or a long recording's last window), so the words flagged ``past_end`` there
+    may be reconsidered (:func:`lagging_tail`); elsewhere words squeezed at the end belong to the next window."""
 
     params: RefineParams
     mel: np.ndarray
     states: np.ndarray
+    ends_audio: bool = True
 
 
 def refinable(word: WordTiming) -> bool:
     """Whether a word's boundaries are refined: it has a letter or digit and the audio did not end before it."""
     return not word.past_end and any(c.isalnum() for c in word.word)
+
+
+LOW_SCORE = 0.03  # the alignment score below which ``align`` calls a transcript low-confidence
+_SETTINGS = ChainSettings()
+
+
+def lagging_tail(timings: Sequence[WordTiming], duration: float, settings: ChainSettings = _SETTINGS) -> bool:
+    """Whether the words flagged ``past_end`` are more likely heard words that the attention path lagged behind
+    than words the audio does not hold (a recording cut short).
+
+    Two things must agree. The decoder barely recognised the speech: the geometric mean of the word
+    probabilities is below :data:`LOW_SCORE` (then the heads' attention, and with it the flags, is
+    unreliable); when it recognises the words before the flagged ones, the flags are trusted. And the speaking
+    time fits the whole transcript better than the part before the flags: the time from the first word's start
+    to the end of the audio is closer, on a log scale, to the expected length of all the words (the duration
+    prior of the global decode, from their letters) than to that of the unflagged words alone.
+    """
+    spoken = [w for w in timings if any(c.isalnum() for c in w.word)]
+    flagged = [w for w in spoken if w.past_end]
+    if not flagged or len(flagged) == len(spoken) or not any(w.probability > 0 for w in spoken):
+        return False
+    probabilities = np.clip([w.probability for w in spoken], 1e-6, 1.0)
+    if float(np.exp(np.mean(np.log(probabilities)))) >= LOW_SCORE:
+        return False
+
+    def expected(words: Sequence[WordTiming]) -> float:
+        letters = np.array([max(1, sum(c.isalnum() for c in w.word)) for w in words], dtype=float)
+        return float(np.exp(settings.duration_intercept + settings.duration_slope * np.log(letters)).sum())
+
+    span = duration - min(w.start for w in spoken)
+    everything, heard = expected(spoken), expected([w for w in spoken if not w.past_end])
+    return span > 0 and np.log(everything / span) < 0.5 * np.log(everything / heard)
 
 
 def refine_timings(
@@ -51,6 +86,10 @@ def refine_timings(
     (rows: no-timestamps token, text tokens; columns: 20 ms positions of the region); ``time_shift`` the shift
     the coarse times carry (the refinement's activations are moved by the same amount, as when it was fitted).
     """
+    end = time_offset + inputs.mel.shape[1] / FRAMES_PER_SECOND
+    if inputs.ends_audio and inputs.params.joint and lagging_tail(timings, end):
+        for word in timings:  # heard after all: the global decode places them like the others
+            word.past_end = False
     chosen = [k for k, w in enumerate(timings) if refinable(w)]
     if not chosen:
         return
@@ -70,4 +109,4 @@ def refine_timings(
         timings[k].start, timings[k].end = float(start) + time_offset, float(end) + time_offset
 
 
-__all__ = ["RefineInputs", "refinable", "refine_timings"]
+__all__ = ["RefineInputs", "lagging_tail", "refinable", "refine_timings"]

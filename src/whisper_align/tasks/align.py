@@ -205,11 +205,14 @@ def align_window(
     probabilities: bool,
     time_offset: float,
     merge: bool = True,
+    ends_audio: bool = True,
 ) -> list[WordTiming]:
     """Encode one window of up to 30 s and align ``tokens`` against all of its real audio
-    (``merge``: see :func:`words_of_piece`)."""
+    (``merge``: see :func:`words_of_piece`; ``ends_audio``: the window holds the end of the recording)."""
     run = clip_pass(model, tokenizer, chunk, tokens, probabilities)
     refine = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions)
+    if refine is not None:
+        refine.ends_audio = ends_audio
     return words_of_piece(tokenizer, run.qk.float().cpu(), tokens, run.probs, config, time_offset, merge, refine)
 
 
@@ -321,7 +324,9 @@ def align_long(
         piece_tokens = [t for wt in word_tokens[done:end] for t in wt]
         if last_window:
             check_fits(len(piece_tokens), max(1, len(chunk) // N_SAMPLES_PER_TOKEN), model, tokenizer)
-        timings = align_window(model, tokenizer, chunk, piece_tokens, config, probabilities, seek, merge=False)
+        timings = align_window(
+            model, tokenizer, chunk, piece_tokens, config, probabilities, seek, merge=False, ends_audio=last_window
+        )
         if not last_window:  # surplus words are squeezed at a window's end on purpose: only the last one tells
             for t in timings:
                 t.past_end = False
