@@ -11,6 +11,8 @@ import pytest
 from whisper_align.alignment.boundary_features import FEATURE_NAMES
 from whisper_align.alignment.refine import BoundaryModel, RefineParams, frame_tracks, refine_boundaries
 from whisper_align.alignment.segment_decode import Boundary, chain_marginals, decode_chain
+from whisper_align.alignment.word_refinement import lagging_tail
+from whisper_align.alignment.words import WordTiming
 from whisper_align.errors import RefineError
 
 WORDS = [(50, 90), (130, 200), (240, 270)]  # true (start, end) frames of three words heard in silence
@@ -99,3 +101,29 @@ def test_joint_switch_round_trips_and_old_parameters_load_with_it_on():
     assert RefineParams.from_dict(data).joint is False
     del data["joint"]  # parameters saved before the global decode existed
     assert RefineParams.from_dict(data).joint is True
+
+
+def _words(letters_and_flags: list[tuple[str, bool]], probability: float, seconds_each: float) -> list[WordTiming]:
+    out, t = [], 0.2
+    for word, flagged in letters_and_flags:
+        if flagged:
+            out.append(WordTiming(f" {word}", [1], 9.0, 9.0, probability, past_end=True))
+        else:
+            out.append(WordTiming(f" {word}", [1], t, t + seconds_each, probability))
+            t += seconds_each
+    return out
+
+
+SENTENCE = [("she", False), ("had", False), ("your", False), ("dark", False), ("suit", False), ("in", False),
+            ("greasy", True), ("wash", True), ("water", True), ("all", True), ("year", True)]  # fmt: skip
+
+
+def test_a_barely_heard_clip_whose_length_fits_every_word_is_a_lagging_path() -> None:
+    words = _words(SENTENCE, 0.004, 0.2)
+    expected_all = sum(np.exp(-2.803 + 1.065 * np.log(len(w.word.strip()))) for w in words)
+    assert lagging_tail(words, 0.2 + expected_all)  # the audio holds about all of the words
+    assert not lagging_tail(words, 0.2 + 0.55 * expected_all)  # about the unflagged words only: cut short
+    assert not lagging_tail(_words(SENTENCE, 0.6, 0.2), 0.2 + expected_all)  # heard well: the flags stand
+    assert not lagging_tail(_words(SENTENCE, 0.0, 0.2), 0.2 + expected_all)  # no probabilities computed
+    assert not lagging_tail(_words([(w, False) for w, _ in SENTENCE], 0.004, 0.2), 9.0)  # nothing flagged
+    assert not lagging_tail(_words([(w, True) for w, _ in SENTENCE], 0.004, 0.2), 9.0)  # nothing heard
