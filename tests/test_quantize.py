@@ -54,6 +54,31 @@ def test_quantizing_off_the_cpu_and_saving_an_int8_model_fail_clearly(tmp_path: 
         save_model(model, tmp_path / "m.pt")
 
 
+def test_each_row_gets_its_own_activation_scale_so_quiet_rows_keep_their_precision() -> None:
+    torch.manual_seed(3)
+    weight, bias = torch.randn(64, 48), torch.randn(64) * 5
+    layer = Int8Linear(weight, bias)
+    x = torch.randn(2, 3, 48)
+    x[0, 0] *= 200.0  # one loud row (an encoder frame of a shout) beside quiet ones
+    exact = torch.nn.functional.linear(x, weight, bias)
+    got = layer(x)
+    assert got.shape == exact.shape
+    for b in range(2):
+        for r in range(3):  # each row as precise as if it were quantized alone (a decoding step's case)
+            alone = layer(x[b, r][None, None])[0, 0]
+            error = float((got[b, r] - exact[b, r]).abs().max() / (exact[b, r] - bias).abs().max())
+            assert error < 0.05, (b, r, error)  # one scale for all rows: ~100% on the quiet rows
+            torch.testing.assert_close(got[b, r], alone, rtol=0, atol=0.03 * float((alone - bias).abs().max()))
+
+
+def test_int8_products_do_not_overflow_at_full_scale() -> None:
+    # every activation at the top of its range against weights at the top of theirs: with 8-bit activations,
+    # AVX2 kernels without VNNI saturate their 16-bit pair sums (half the true value); 7-bit ones cannot
+    weight, x = torch.ones(8, 384), torch.ones(4, 384)
+    torch.testing.assert_close(Int8Linear(weight)(x), x @ weight.T, rtol=1e-3, atol=0)
+    torch.testing.assert_close(Int8Linear(-weight)(x), -(x @ weight.T), rtol=1e-3, atol=0)
+
+
 @pytest.mark.slow
 def test_tiny_en_int8_transcribes_the_demo_like_float32() -> None:
     from whisper_align.checkpoints import load_model
