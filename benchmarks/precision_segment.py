@@ -36,7 +36,7 @@ from common import write_json  # noqa: E402
 from whisper_align.alignment.boundary_features import word_activations  # noqa: E402
 from whisper_align.alignment.refine import LabelledClip, RefineParams, fit, frame_tracks, refine_boundaries  # noqa: E402
 from whisper_align.alignment.segment_decode import ChainSettings, decode_chain  # noqa: E402
-from whisper_align.alignment.word_refinement import refinable  # noqa: E402
+from whisper_align.alignment.word_refinement import lagging_tail, refinable  # noqa: E402
 from whisper_align.alignment.words import (  # noqa: E402
     AlignmentConfig,
     WordTiming,
@@ -71,8 +71,9 @@ class Prepared:
         return [sum(c.isalnum() for c in self.timings[k].word) for k in self.chosen]
 
 
-def prepare(name: str, past_end: bool = False) -> list[Prepared]:
-    """Every cached utterance of ``name``; with ``past_end`` the words flagged past the end are refined too."""
+def prepare(name: str, past_end: bool | str = False) -> list[Prepared]:
+    """Every cached utterance of ``name``; with ``past_end`` the words flagged past the end are refined too, with
+    ``past_end="lagging"`` only where ``lagging_tail`` (the default since) calls them a lagging path."""
     model = load_model(name)
     tokenizer = get_tokenizer(model)
     config = resolve_config(AlignmentConfig(refine=False), model.alignment_time_shift)
@@ -87,7 +88,8 @@ def prepare(name: str, past_end: bool = False) -> list[Prepared]:
             matrix, words, word_tokens, it["probs"], config, duration=qk.shape[-1] / TOKENS_PER_SECOND
         )
         heard = [k for k, w in enumerate(timings) if any(c.isalnum() for c in w.word)]
-        chosen = [k for k in heard if past_end or refinable(timings[k])]
+        move = past_end is True or (past_end == "lagging" and lagging_tail(timings, qk.shape[-1] / TOKENS_PER_SECOND))
+        chosen = [k for k in heard if move or refinable(timings[k])]
         bounds = np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])])
         reference = [(str(w[0]), float(w[1]), float(w[2])) for w in it["reference"]]
         true_starts, true_ends = _targets(timings, chosen, reference)
@@ -207,10 +209,12 @@ def main() -> None:
         warnings.simplefilter("ignore")
         preps = prepare(args.model)
         with_past_end = prepare(args.model, past_end=True)
+        lagging = prepare(args.model, past_end="lagging")
     params = fitted(args.model, preps)
     results = {}
     runs = [(name, preps, variant) for name, variant in VARIANTS.items()]
     runs.append(("kept, also moving words flagged past_end (dropped: see README)", with_past_end, chain()))
+    runs.append(("kept, moving words flagged past_end where lagging_tail says so (the default)", lagging, chain()))
     for name, data, variant in runs:
         started = time.time()
         results[name] = evaluate(data, params, variant)
