@@ -4,8 +4,9 @@ The golden file holds what ``whisper-align align --manifest`` (packed, float32) 
 ``transcribe(word_timestamps=True)`` (float32) gave on 12 timit-dev clips when it was written. Here both run
 again:
 
-- float32 must give the very same file contents: every word, start, end and probability, byte for byte. A change
-  made for speed must pass unchanged.
+- float32 must give the very same file contents: every word, start, end and probability, byte for byte (on the
+  kind of CPU the file was written on, its "cpu"; elsewhere within a millisecond and 0.001). A change made for
+  speed must pass unchanged.
 - int8 (``--int8`` / ``quantize_int8``) runs other arithmetic, so its times may move: it must give the same
   words, in the same order, with at least 95% of the starts and ends within one 20 ms frame of the golden
   float32 ones and none more than 5 frames away. (Every boundary within one frame is not reached yet: on
@@ -72,16 +73,32 @@ def test_the_golden_file_covers_three_speakers_and_every_clip_has_words(golden: 
     assert all(len(clip["words"]) >= 5 for clip in golden["transcribe"].values())
 
 
+def check_float32(got: dict[str, Any], want: dict[str, Any], golden: dict[str, Any]) -> None:
+    """Byte for byte on the kind of CPU the file was written on; on another kind (other vector instructions
+    round float sums differently) the same words with every time within a millisecond and every probability
+    within 0.001."""
+    if golden.get("cpu") == golden_outputs.cpu_kind():
+        assert json.dumps(got) == json.dumps(want), first_difference(got, want)
+        return
+    assert list(got) == list(want)
+    for key in want:
+        for g, w in zip(got[key], want[key]):
+            assert g[0] == w[0] and abs(g[1] - w[1]) <= 0.0011 and abs(g[2] - w[2]) <= 0.0011, (key, g, w)
+            assert abs(g[3] - w[3]) <= 1e-3, (key, g, w)
+        assert len(got[key]) == len(want[key]), key
+
+
 def test_align_manifest_float32_gives_the_golden_words_byte_for_byte(golden: dict[str, Any], one_thread: None) -> None:
-    got = golden_outputs.run_align(golden_outputs.clips())
-    assert json.dumps(got) == json.dumps(golden["align"]), first_difference(got, golden["align"])
+    check_float32(golden_outputs.run_align(golden_outputs.clips()), golden["align"], golden)
 
 
 def test_transcribe_float32_gives_the_golden_words_byte_for_byte(
     golden: dict[str, Any], tiny_en: Any, one_thread: None
 ) -> None:
     got = golden_outputs.run_transcribe(golden_outputs.transcribed(golden_outputs.clips()), tiny_en)
-    assert json.dumps(got) == json.dumps(golden["transcribe"]), first_difference(got, golden["transcribe"])
+    want = golden["transcribe"]
+    assert {k: v["text"] for k, v in got.items()} == {k: v["text"] for k, v in want.items()}
+    check_float32({k: v["words"] for k, v in got.items()}, {k: v["words"] for k, v in want.items()}, golden)
 
 
 def test_align_manifest_int8_keeps_the_words_and_their_times_within_a_frame(

@@ -98,6 +98,14 @@ def run_transcribe(chosen: list[dict[str, str]], model: Any) -> dict[str, dict[s
     return results
 
 
+def cpu_kind() -> str:
+    """The vector instructions torch's CPU kernels use here (e.g. AVX2): float sums round the same way only on
+    the same kind, so the float32 outputs are byte-identical only there."""
+    import torch
+
+    return str(torch.backends.cpu.get_cpu_capability())
+
+
 def golden() -> dict[str, Any]:
     """What the golden file holds, computed now with the float32 model."""
     from whisper_align.checkpoints import load_model
@@ -106,6 +114,7 @@ def golden() -> dict[str, Any]:
     return {
         "about": "whisper-align's words on timit-dev clips; regenerate with: python tools/golden_outputs.py",
         "model": MODEL,
+        "cpu": cpu_kind(),
         "align": run_align(chosen),
         "transcribe": run_transcribe(transcribed(chosen), load_model(MODEL)),
     }
