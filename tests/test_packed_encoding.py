@@ -1,5 +1,6 @@
-"""Packed windows encode each clip as a sequence of its own (AudioEncoder ``starts``): a clip's encoder output
-does not depend on its neighbours' audio, and packed corpus alignment gives a clip the words it gets alone."""
+"""Packed windows can encode each clip as a sequence of its own (AudioEncoder ``starts``, corpus.SEPARATE_CLIPS):
+a clip's encoder output then does not depend on its neighbours' audio, and packed corpus alignment gives a clip
+the words it gets alone."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 import support
 from whisper_align.model.whisper import ModelDimensions, Whisper
 from whisper_align.results.manifest import load_manifest
+from whisper_align.tasks import corpus
 from whisper_align.tasks.align import align
 from whisper_align.tasks.corpus import align_corpus
 
@@ -70,11 +72,12 @@ def test_bad_segment_starts_are_refused(model, starts) -> None:  # noqa: ANN001
 
 
 @support.needs_eval
-def test_packed_clips_get_the_words_they_get_alone(tiny_en, tmp_path: Path) -> None:  # noqa: ANN001
+def test_packed_clips_get_the_words_they_get_alone(tiny_en, tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
     """Speaker maeb0's clips packed as ``align --manifest`` packs them: each clip the model hears (alignment score
     of at least 0.03 alone) gets within a few frames of the words it gets alone (when the clips shared the
     encoder's attention, sx270's "aprons" started 118 ms early). Clips it barely hears (si1411, sx450) follow
     no such rule either way: their attention path is unstable, alone as much as packed."""
+    monkeypatch.setattr(corpus, "SEPARATE_CLIPS", True)  # off by default: see tasks/corpus.py
     clips = [u for u in load_manifest(support.TIMIT) if "maeb0" in u.id]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) + "\n" for u in clips))

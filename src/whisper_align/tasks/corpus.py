@@ -1,10 +1,9 @@
 """Align a whole corpus: a JSON-lines manifest in, a JSON-lines file of timed words out.
 
 Short clips are mostly padding when each gets its own 30 s window, so clips are *packed*: consecutive clips go
-into one window, separated by a short silence, until it is full. The window goes through the encoder once, each
-clip (with the silence after it) as a sequence of its own, so the clips do not hear each other; every clip is a
-:class:`~whisper_align.tasks.align.Piece` whose attention is cropped to its own stretch of the window, so they do
-not see each other's text either. Clips longer than a window go through
+into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
+:class:`~whisper_align.tasks.align.Piece` whose attention is cropped to its own stretch of the window, so the clips do
+not see each other's text (the encoder still hears its neighbours). Clips longer than a window go through
 :func:`~whisper_align.tasks.align.align_long`.
 
 **Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
@@ -54,6 +53,9 @@ from .align import (
 from .corpus_output import CorpusOutput, Record
 
 GAP_SECONDS = 0.5  # silence between packed clips
+# Encode each packed clip as a sequence of its own (AudioEncoder ``starts``)? Measured with benchmarks/refine_cv.py
+# (README): it helps tiny.en, costs base 5 ms of mean boundary error and lowers word probabilities, so it is off.
+SEPARATE_CLIPS = False
 _GAP = int(GAP_SECONDS * SAMPLE_RATE)
 _RESAMPLED_MARGIN = SAMPLE_RATE // 100  # header lengths of resampled or compressed audio may be a little short
 
@@ -272,14 +274,12 @@ def align_packed_window(
 ) -> list[list]:
     """Align every clip of a packed window; returns each clip's words, times relative to the clip.
 
-    The encoder takes each clip, from its first position to the next clip's, as a sequence of its own (see
-    :class:`~whisper_align.model.whisper.AudioEncoder`): a clip's words then come out as when it is aligned
-    alone in its window, where letting the clips attend to each other moved the words of clips the model
-    hears poorly by up to a second."""
+    With :data:`SEPARATE_CLIPS` the encoder takes each clip, from its first position to the next clip's, as a
+    sequence of its own (see :class:`~whisper_align.model.whisper.AudioEncoder`)."""
     firsts = [start // N_SAMPLES_PER_TOKEN for start in window.starts]
     with torch.inference_mode():
         mel = window_mel(model, window.audio())
-        features = model.embed_audio(mel[None].to(model.device), firsts)
+        features = model.embed_audio(mel[None].to(model.device), firsts if SEPARATE_CLIPS else None)
     pieces = []
     for clip, start, first in zip(window.clips, window.starts, firsts):
         last = max(first + 1, -(-(start + len(clip.samples)) // N_SAMPLES_PER_TOKEN))
