@@ -103,9 +103,14 @@ def unary_boundaries(
     return out
 
 
+def expected_log_seconds(letters: float, settings: ChainSettings) -> float:
+    """The duration prior's mean: the log of how long a word of ``letters`` letters and digits lasts (seconds)."""
+    return float(settings.duration_intercept + settings.duration_slope * np.log(max(letters, 1.0)))
+
+
 def duration_kernel(letters: float, settings: ChainSettings) -> Callable[[np.ndarray], np.ndarray]:
     """Log-potential of a word lasting ``d`` frames: at least ``min_frames``, log-normal in its letters."""
-    mu = settings.duration_intercept + settings.duration_slope * np.log(max(letters, 1.0))
+    mu = expected_log_seconds(letters, settings)
 
     def kernel(d: np.ndarray) -> np.ndarray:
         z = (np.log(np.maximum(d, 1) / FRAMES_PER_SECOND) - mu) / settings.duration_sd

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .boundary_features import FRAMES_PER_SECOND, word_activations
+from .confidence import LOW_CONFIDENCE_SCORE, alignment_score
 from .refine import RefineParams, frame_tracks, refine_boundaries
-from .segment_decode import ChainSettings, decode_chain
+from .segment_decode import ChainSettings, decode_chain, expected_log_seconds
 from .words import WordTiming
 
 
@@ -40,7 +41,6 @@ def refinable(word: WordTiming) -> bool:
     return not word.past_end and any(c.isalnum() for c in word.word)
 
 
-LOW_SCORE = 0.03  # the alignment score below which ``align`` calls a transcript low-confidence
 _SETTINGS = ChainSettings()
 
 
@@ -48,24 +48,24 @@ def lagging_tail(timings: Sequence[WordTiming], duration: float, settings: Chain
     """Whether the words flagged ``past_end`` are more likely heard words that the attention path lagged behind
     than words the audio does not hold (a recording cut short).
 
-    Two things must agree. The decoder barely recognised the speech: the geometric mean of the word
-    probabilities is below :data:`LOW_SCORE` (then the heads' attention, and with it the flags, is
-    unreliable); when it recognises the words before the flagged ones, the flags are trusted. And the speaking
-    time fits the whole transcript better than the part before the flags: the time from the first word's start
-    to the end of the audio is closer, on a log scale, to the expected length of all the words (the duration
-    prior of the global decode, from their letters) than to that of the unflagged words alone.
+    Two things must agree. The decoder barely recognised the speech: the alignment score (geometric mean word
+    probability, :func:`~whisper_align.alignment.confidence.alignment_score`) is below ``LOW_CONFIDENCE_SCORE``
+    (then the heads' attention, and with it the flags, is unreliable); when it recognises the words before the
+    flagged ones, the flags are trusted. And the speaking time fits the whole transcript better than the part
+    before the flags: the time from the first word's start to the end of the audio is closer, on a log scale, to
+    the expected length of all the words (the duration prior of the global decode, from their letters) than to
+    that of the unflagged words alone.
     """
     spoken = [w for w in timings if any(c.isalnum() for c in w.word)]
     flagged = [w for w in spoken if w.past_end]
     if not flagged or len(flagged) == len(spoken) or not any(w.probability > 0 for w in spoken):
         return False
-    probabilities = np.clip([w.probability for w in spoken], 1e-6, 1.0)
-    if float(np.exp(np.mean(np.log(probabilities)))) >= LOW_SCORE:
+    score = alignment_score([w.probability for w in spoken])
+    if score is None or score >= LOW_CONFIDENCE_SCORE:
         return False
 
     def expected(words: Sequence[WordTiming]) -> float:
-        letters = np.array([max(1, sum(c.isalnum() for c in w.word)) for w in words], dtype=float)
-        return float(np.exp(settings.duration_intercept + settings.duration_slope * np.log(letters)).sum())
+        return sum(float(np.exp(expected_log_seconds(sum(c.isalnum() for c in w.word), settings))) for w in words)
 
     span = duration - min(w.start for w in spoken)
     everything, heard = expected(spoken), expected([w for w in spoken if not w.past_end])

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from torch import Tensor
 
+from ..alignment.confidence import LOW_CONFIDENCE_SCORE, alignment_score
 from ..alignment.words import (
     AlignmentConfig,
     WordTiming,
@@ -129,28 +130,6 @@ def align(
     return result
 
 
-# Geometric mean word probability below which the text is reported as not matching the audio. Measured with
-# tiny.en (default mode) on timit-dev (80 clips) and festival (78 clips, every fifth), each clip aligned with
-# its own text and with another clip's (pairs with the same sentence left out): other texts scored at most
-# 0.0080 on both sets, own texts at least 0.138 on festival; on timit-dev 10 of 80 own texts scored below
-# 0.01 (12 below 0.03): recordings tiny.en mishears, whose alignments squeeze words and deserve the flag.
-LOW_CONFIDENCE_SCORE = 0.03
-
-
-def alignment_score(probabilities: Sequence[float]) -> float | None:
-    """How well a transcript fits its audio: the geometric mean of its words' probabilities (the decoder's
-    probability of each word's tokens given the audio and the words before), each floored at 1e-6.
-
-    A text that is not what is said gets near-zero probabilities on most words; the geometric mean follows
-    that majority, where the arithmetic mean is carried by a few function words the decoder guesses anyway
-    and the median does not separate the measured sets (see :data:`LOW_CONFIDENCE_SCORE`). ``None`` when
-    there are no words.
-    """
-    if len(probabilities) == 0:
-        return None
-    return float(np.exp(np.mean(np.log(np.clip(np.asarray(probabilities, dtype=float), 1e-6, 1.0)))))
-
-
 def warn_about(result: Result) -> None:
     """``UserWarning``s for what the caller should know about a forced alignment: words past the audio's end
     and a low alignment score."""
@@ -210,9 +189,7 @@ def align_window(
     """Encode one window of up to 30 s and align ``tokens`` against all of its real audio
     (``merge``: see :func:`words_of_piece`; ``ends_audio``: the window holds the end of the recording)."""
     run = clip_pass(model, tokenizer, chunk, tokens, probabilities)
-    refine = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions)
-    if refine is not None:
-        refine.ends_audio = ends_audio
+    refine = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, ends_audio)
     return words_of_piece(tokenizer, run.qk.float().cpu(), tokens, run.probs, config, time_offset, merge, refine)
 
 

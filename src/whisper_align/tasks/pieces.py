@@ -143,7 +143,9 @@ def clip_pass(
     return ClipPass(mel, features, qk, probs, n_positions)
 
 
-def refine_inputs(model: Whisper, mel: Tensor, audio_features: Tensor, first: int, last: int) -> RefineInputs | None:
+def refine_inputs(
+    model: Whisper, mel: Tensor, audio_features: Tensor, first: int, last: int, ends_audio: bool = True
+) -> RefineInputs | None:
     """What the model's boundary refinement needs for the region [first, last) (20 ms positions) of one
     encoded window: that region's log-mel frames (``mel``: the window's, n_mels x frames) and encoder states
     (``audio_features``: the window's, positions x D). ``None`` when the model has no refinement."""
@@ -152,7 +154,7 @@ def refine_inputs(model: Whisper, mel: Tensor, audio_features: Tensor, first: in
         return None
     region_mel = mel[:, 2 * first : 2 * last].float().cpu().numpy()
     states = audio_features[first:last].float().cpu().numpy()
-    return RefineInputs(params, region_mel, states)
+    return RefineInputs(params, region_mel, states, ends_audio)
 
 
 def piece_matrix(tokenizer: Tokenizer, qk: Tensor, config: AlignmentConfig) -> Tensor:
