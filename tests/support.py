@@ -48,3 +48,27 @@ def make_model(seed: int = 0) -> Whisper:
             if "ln" in name:
                 p.add_(torch.randn_like(p) * 0.1)
     return model
+
+
+# A small random-weight Whisper with a real window (80 mels, 1500 positions) and vocabulary, for tests that
+# run the tokenizer and whole windows without the cost of real weights.
+WINDOW_DIMS = ModelDimensions(
+    n_mels=80,
+    n_audio_ctx=1500,
+    n_audio_state=16,
+    n_audio_head=2,
+    n_audio_layer=1,
+    n_vocab=51864,
+    n_text_ctx=64,
+    n_text_state=16,
+    n_text_head=4,
+    n_text_layer=2,
+)
+
+
+def make_window_model(seed: int = 0) -> Whisper:
+    torch.manual_seed(seed)
+    model = Whisper(WINDOW_DIMS).eval()
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_()
+    return model

@@ -141,6 +141,7 @@ class TextDecoder(DerivedForms, nn.Module):
         logits: bool = True,
         logit_positions: list[int] | None = None,
         projection: Callable[[Tensor], Tensor] | None = None,
+        audio_mask: Tensor | None = None,
     ) -> tuple[Tensor | None, dict[int, Tensor]]:
         """Run the decoder over ``tokens`` (B, T) attending to ``audio_features`` (B, S, D).
 
@@ -149,7 +150,8 @@ class TextDecoder(DerivedForms, nn.Module):
         With ``logits=False`` the layers above the highest asked-for layer and the vocabulary projection
         are skipped (what alignment needs) and the first value returned is None. ``logit_positions`` limits the
         vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``;
-        ``projection`` replaces it (see fast_logits.py).
+        ``projection`` replaces it (see fast_logits.py). ``audio_mask`` (B, 1, 1, S), bool, limits which audio
+        positions each row's cross-attention may read (the scores returned are those of every position).
         """
         qk_heads = qk_heads or {}
         offset = cache.offset if cache is not None else 0
@@ -181,7 +183,7 @@ class TextDecoder(DerivedForms, nn.Module):
                 cross_kv = block.cross_attn.project_audio(audio_features)
                 if cache is not None:
                     cache.cross_kv[i] = cross_kv
-            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, qk_heads=qk_heads.get(i))
+            out, qk = block.cross_attn(block.cross_attn_ln(x), kv=cross_kv, mask=audio_mask, qk_heads=qk_heads.get(i))
             x = x + out
             if qk is not None:
                 scores[i] = qk

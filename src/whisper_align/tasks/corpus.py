@@ -2,9 +2,10 @@
 
 Short clips are mostly padding when each gets its own 30 s window, so clips are *packed*: consecutive clips go
 into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
-:class:`~whisper_align.tasks.align.Piece` whose attention is cropped to its own stretch of the window, so the clips do
-not see each other's text (the encoder still hears its neighbours). Clips longer than a window go through
-:func:`~whisper_align.tasks.align.align_long`.
+:class:`~whisper_align.tasks.align.Piece` whose decoder reads only its own stretch of the window (``isolate``), so
+the clips do not see each other's text or audio there (the encoder still hears its neighbours). A clip the model
+barely hears (:func:`barely_heard`) is aligned again in a window of its own, as ``align`` does. Clips longer than
+a window go through :func:`~whisper_align.tasks.align.align_long`.
 
 **Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
 the manifest alone: consecutive lines in manifest order, each clip's length read from its audio file's header,
@@ -33,7 +34,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..alignment.words import AlignmentConfig, resolve_config
+from ..alignment.confidence import LOW_CONFIDENCE_SCORE, alignment_score
+from ..alignment.words import AlignmentConfig, WordTiming, resolve_config
 from ..checkpoints.tokenizers import get_tokenizer
 from ..errors import ManifestError, WhisperAlignError
 from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
@@ -56,6 +58,9 @@ GAP_SECONDS = 0.5  # silence between packed clips
 # Encode each packed clip as a sequence of its own (AudioEncoder ``starts``)? Measured with benchmarks/refine_cv.py
 # (README): it helps tiny.en, costs base 5 ms of mean boundary error and lowers word probabilities, so it is off.
 SEPARATE_CLIPS = False
+# Each clip's decoder reads only its own stretch of the window (pieces.isolation_mask)? On: a neighbour saying the
+# same sentence pulls a clip's alignment heads away otherwise (tests/test_packed_isolation.py).
+ISOLATE_CLIPS = True
 _GAP = int(GAP_SECONDS * SAMPLE_RATE)
 _RESAMPLED_MARGIN = SAMPLE_RATE // 100  # header lengths of resampled or compressed audio may be a little short
 
@@ -284,17 +289,33 @@ def align_packed_window(
     for clip, start, first in zip(window.clips, window.starts, firsts):
         last = max(first + 1, -(-(start + len(clip.samples)) // N_SAMPLES_PER_TOKEN))
         pieces.append(Piece(0, clip.tokens, first, min(last, features.shape[1])))
-    results = run_pieces(model, tokenizer, features, pieces, probabilities)
+    results = run_pieces(model, tokenizer, features, pieces, probabilities, isolate=ISOLATE_CLIPS)
     out = []
     for clip, start, piece, (qk, probs) in zip(window.clips, window.starts, pieces, results):
         offset = (piece.first * N_SAMPLES_PER_TOKEN - start) / SAMPLE_RATE  # region start, relative to the clip
         refine = refine_inputs(model, mel, features[0], piece.first, piece.last)
         words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset, refine=refine)
+        if len(window.clips) > 1 and barely_heard(words, probabilities):
+            out.append(align_long(model, tokenizer, clip.samples, clip.tokens, config, probabilities))
+            continue
         duration = len(clip.samples) / SAMPLE_RATE
         for w in words:  # the region may reach one position past the clip: clamp
             w.start, w.end = min(max(w.start, 0.0), duration), min(max(w.end, 0.0), duration)
         out.append(words)
     return out
+
+
+def barely_heard(words: list[WordTiming], probabilities: bool) -> bool:
+    """Whether a packed clip's words fit its audio so poorly (alignment score below ``LOW_CONFIDENCE_SCORE``)
+    that it is aligned again in a window of its own.
+
+    Where the model barely hears a clip its attention is diffuse, and the small differences its neighbours make
+    to the encoded window move its words by hundreds of milliseconds: its result would depend on the manifest's
+    order. Alone, it gets exactly what ``align`` gives it. Clips the model hears move by a few milliseconds at
+    most and stay packed. ``False`` without probabilities (nothing to judge by).
+    """
+    score = alignment_score([w.probability for w in words if w.word]) if probabilities else None
+    return score is not None and score < LOW_CONFIDENCE_SCORE
 
 
 def _prepare(run: CorpusRun, entry: CorpusEntry) -> _Clip:

@@ -74,12 +74,14 @@ def run_pieces(
     pieces: Sequence[Piece],
     probabilities: bool = True,
     heads: Sequence[tuple[int, int]] | None = None,
+    isolate: bool = False,
 ) -> list[tuple[Tensor, list[float]]]:
     """Decoder pass over ``pieces`` against encoded windows ``audio_features`` (W, S, D).
 
     Returns, per piece, the scores of ``heads`` (default: the alignment heads; in sorted (layer, head) order)
     as (heads, tokens, positions of its region) for the rows [sot sequence..., no_timestamps, text..., eot],
     and the probability of each text token (empty if not asked). Head discovery passes every head here.
+    With ``isolate`` each piece's decoder reads only its own region of the audio (see :func:`isolation_mask`).
     """
     by_layer, order = _head_order(model, heads)
     prefix = list(tokenizer.sot_sequence_including_notimestamps)
@@ -97,8 +99,14 @@ def run_pieces(
         features = audio_features[w : w + 1]
         n_layers = model.dims.n_text_layer if probabilities else max(by_layer) + 1
         cache = model.decoder.shared_audio_cache(features, len(seqs), n_layers)
+        mask = isolation_mask([pieces[i] for i in members], features.shape[1]) if isolate else None
         logits, scores = model.decoder(
-            tokens, features.expand(len(seqs), -1, -1), cache=cache, qk_heads=by_layer, logits=probabilities
+            tokens,
+            features.expand(len(seqs), -1, -1),
+            cache=cache,
+            qk_heads=by_layer,
+            logits=probabilities,
+            audio_mask=None if mask is None else mask.to(features.device),
         )
         qk = torch.stack([scores[layer][:, i] for layer, i in order], dim=1)  # (B, heads, T, S)
         for b, i in enumerate(members):
@@ -110,6 +118,26 @@ def run_pieces(
                 probs = p[torch.arange(n_text), torch.tensor(piece.tokens)].tolist()
             results[i] = (qk[b, :, : len(seqs[b]), piece.first : piece.last], probs)
     return results  # type: ignore[return-value]
+
+
+ISOLATION_MARGIN = 5  # positions either side of a piece's region its decoder may also read (100 ms)
+ISOLATION_TAIL = True  # ... and the window's silence after its last piece
+
+
+def isolation_mask(pieces: Sequence[Piece], n_positions: int) -> Tensor:
+    """(pieces, 1, 1, positions) bool: which audio positions each piece's decoder may read when the pieces of a
+    window are isolated: its own region widened by :data:`ISOLATION_MARGIN`, and the padding after the last one.
+
+    Without it the decoder of one packed clip reads its neighbours' audio too; where a neighbour says the same
+    sentence (a corpus of read prompts) the alignment heads follow the neighbour and the clip's words collapse
+    onto the end of its region."""
+    mask = torch.zeros(len(pieces), 1, 1, n_positions, dtype=torch.bool)
+    tail = max(p.last for p in pieces) + ISOLATION_MARGIN
+    for row, piece in enumerate(pieces):
+        mask[row, ..., max(0, piece.first - ISOLATION_MARGIN) : piece.last + ISOLATION_MARGIN] = True
+        if ISOLATION_TAIL:
+            mask[row, ..., tail:] = True
+    return mask
 
 
 @dataclass
