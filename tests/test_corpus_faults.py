@@ -12,30 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import support
 from whisper_align.errors import DamagedOutputError, ManifestError, OutputError
-from whisper_align.model.whisper import ModelDimensions, Whisper
+from whisper_align.model.whisper import Whisper
 from whisper_align.results.manifest import Utterance, load_manifest, scan_manifest
 from whisper_align.tasks.corpus import CorpusEntry, align_corpus, plan_groups
 from whisper_align.tasks.corpus_output import CorpusOutput
 
-SMALL = ModelDimensions(
-    n_mels=80, n_audio_ctx=1500, n_audio_state=16, n_audio_head=2, n_audio_layer=1,
-    n_vocab=51864, n_text_ctx=64, n_text_state=16, n_text_head=4, n_text_layer=2,
-)  # fmt: skip
 TIMIT = support.TIMIT
 SECONDS = [4.0, 7.5, 3.0, 9.0, 6.0, 2.5, 8.0, 5.0, 7.0, 3.5]  # 56 s: several packed windows
 
 
 @pytest.fixture(scope="module")
 def small_model() -> Whisper:
-    torch.manual_seed(0)
-    model = Whisper(SMALL)
-    with torch.no_grad():
-        model.decoder.positional_embedding.normal_()
-    return model.eval()
+    return support.make_window_model(0)
 
 
 def write_wav(path: Path, seconds: float, seed: int) -> None:
