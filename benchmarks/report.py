@@ -228,6 +228,21 @@ def precision_segment(data: Json) -> str:
     return markdown(header, rows, left=2)
 
 
+def packing_orders(data: Json) -> str:
+    """packing_orders.json: packed error in three clip orders per variant, beside one clip per window."""
+    order_names = ("speaker halves", "shuffle 1", "shuffle 2")
+    header = ["model", "variant", *(f"{o} mean ms" for o in order_names), "worst clip ms (any order)", "seconds"]
+    rows = []
+    for model, result in data["models"].items():
+        alone = result["one clip per window"]
+        rows.append([model, "one clip per window (align)", *[ms(alone["mean_ms"])] * 3, ms(alone["worst_clip_ms"]), ""])
+        for name, orders in result["variants"].items():
+            worst = max(orders[o]["worst_clip_ms"] for o in order_names)
+            cells = [ms(orders[o]["mean_ms"]) for o in order_names]
+            rows.append([model, name, *cells, ms(worst), f"{orders['seconds']:.0f}"])
+    return markdown(header, rows, left=2)
+
+
 # ---- whole processes at default threads (whole_process.py) --------------------------------------------------------
 
 WHOLE_PROCESS_TASKS = {
@@ -485,6 +500,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "precision": precision,
     "refine_cv": refine_cv,
     "precision_segment": precision_segment,
+    "packing_orders": packing_orders,
     "whole_process": whole_process,
     "whole_process_busy": whole_process,
 }

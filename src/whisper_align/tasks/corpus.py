@@ -61,6 +61,9 @@ SEPARATE_CLIPS = False
 # Each clip's decoder reads only its own stretch of the window (pieces.isolation_mask)? On: a neighbour saying the
 # same sentence pulls a clip's alignment heads away otherwise (tests/test_packed_isolation.py).
 ISOLATE_CLIPS = True
+# Align a clip the model barely hears again in a window of its own (:func:`barely_heard`)? On: costs one window
+# per such clip (benchmarks/packing_orders.py measures what each switch does).
+REALIGN_BARELY_HEARD = True
 _GAP = int(GAP_SECONDS * SAMPLE_RATE)
 _RESAMPLED_MARGIN = SAMPLE_RATE // 100  # header lengths of resampled or compressed audio may be a little short
 
@@ -295,7 +298,7 @@ def align_packed_window(
         offset = (piece.first * N_SAMPLES_PER_TOKEN - start) / SAMPLE_RATE  # region start, relative to the clip
         refine = refine_inputs(model, mel, features[0], piece.first, piece.last)
         words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset, refine=refine)
-        if len(window.clips) > 1 and barely_heard(words, probabilities):
+        if REALIGN_BARELY_HEARD and len(window.clips) > 1 and barely_heard(words, probabilities):
             out.append(align_long(model, tokenizer, clip.samples, clip.tokens, config, probabilities))
             continue
         duration = len(clip.samples) / SAMPLE_RATE
