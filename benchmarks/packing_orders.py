@@ -1,9 +1,9 @@
 """Does a packed clip's alignment depend on what it is packed with? ``align --manifest`` over timit-dev in three
 clip orders, with and without the two rules that keep packed clips to themselves (issue #10):
 
-- ``isolate``: each clip's decoder reads only its own stretch of the window (``corpus.ISOLATE_CLIPS``);
+- ``isolate``: each clip's decoder reads only its own stretch of the window (``packing.ISOLATE_CLIPS``);
 - ``realign``: a clip the model barely hears is aligned again in a window of its own
-  (``corpus.REALIGN_BARELY_HEARD``).
+  (``align_corpus(realign=...)``, ``--no-realign``).
 
 Orders: the two speaker halves of benchmarks/refine_cv.py, each its own manifest (what that benchmark packs), and
 all 80 clips shuffled with seeds 1 and 2. Every variant is compared with one clip per window (``align``, which
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, write_json  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.results.manifest import Utterance, load_manifest  # noqa: E402
-from whisper_align.tasks import corpus  # noqa: E402
+from whisper_align.tasks import corpus, packing  # noqa: E402
 from whisper_align.tasks.align import align  # noqa: E402
 
 VARIANTS = {  # name: (isolate, realign)
@@ -55,7 +55,7 @@ def orders(clips: list[Utterance]) -> dict[str, list[list[Utterance]]]:
     return out
 
 
-def packed(model, manifests: list[list[Utterance]]) -> dict[str, list[tuple[float, float]]]:  # noqa: ANN001
+def packed(model, manifests: list[list[Utterance]], realign: bool) -> dict[str, list[tuple[float, float]]]:  # noqa: ANN001
     """{id: [(start, end)]} from align_corpus over each manifest."""
     out: dict[str, list[tuple[float, float]]] = {}
     for clips in manifests:
@@ -64,7 +64,7 @@ def packed(model, manifests: list[list[Utterance]]) -> dict[str, list[tuple[floa
             path.write_text(
                 "".join(json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) + "\n" for u in clips)
             )
-            corpus.align_corpus(model, path, Path(folder) / "out.jsonl", progress=False)
+            corpus.align_corpus(model, path, Path(folder) / "out.jsonl", progress=False, realign=realign)
             for line in (Path(folder) / "out.jsonl").read_text().splitlines():
                 row = json.loads(line)
                 out[row["id"]] = [(w["start"], w["end"]) for w in row["words"]]
@@ -92,15 +92,15 @@ def run_model(name: str) -> dict:
         alone = {u.id: [(w.start, w.end) for w in align(model, u.audio, u.text).words] for u in clips}
         result = {"one clip per window": errors(clips, alone), "variants": {}}
         for variant, (isolate, realign) in VARIANTS.items():
-            corpus.ISOLATE_CLIPS, corpus.REALIGN_BARELY_HEARD = isolate, realign
+            packing.ISOLATE_CLIPS = isolate
             rows = {}
             started = time.perf_counter()
             for order, manifests in orders(clips).items():
-                rows[order] = errors(clips, packed(model, manifests))
+                rows[order] = errors(clips, packed(model, manifests, realign))
             rows["seconds"] = time.perf_counter() - started
             result["variants"][variant] = rows
             print(name, variant, json.dumps(rows), flush=True)
-    corpus.ISOLATE_CLIPS, corpus.REALIGN_BARELY_HEARD = True, True
+    packing.ISOLATE_CLIPS = True
     return result
 
 

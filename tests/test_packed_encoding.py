@@ -1,4 +1,4 @@
-"""Packed windows can encode each clip as a sequence of its own (AudioEncoder ``starts``, corpus.SEPARATE_CLIPS):
+"""Packed windows can encode each clip as a sequence of its own (AudioEncoder ``starts``, packing.SEPARATE_CLIPS):
 a clip's encoder output then does not depend on its neighbours' audio, and packed corpus alignment gives a clip
 the words it gets alone."""
 
@@ -15,7 +15,7 @@ import torch
 import support
 from whisper_align.model.whisper import ModelDimensions, Whisper
 from whisper_align.results.manifest import load_manifest
-from whisper_align.tasks import corpus
+from whisper_align.tasks import packing
 from whisper_align.tasks.align import align
 from whisper_align.tasks.corpus import align_corpus
 
@@ -77,7 +77,7 @@ def test_packed_clips_get_the_words_they_get_alone(tiny_en, tmp_path: Path, monk
     of at least 0.03 alone) gets within a few frames of the words it gets alone (when the clips shared the
     encoder's attention, sx270's "aprons" started 118 ms early). Clips it barely hears (si1411, sx450) follow
     no such rule either way: their attention path is unstable, alone as much as packed."""
-    monkeypatch.setattr(corpus, "SEPARATE_CLIPS", True)  # off by default: see tasks/corpus.py
+    monkeypatch.setattr(packing, "SEPARATE_CLIPS", True)  # off by default: see tasks/packing.py
     clips = [u for u in load_manifest(support.TIMIT) if "maeb0" in u.id]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) + "\n" for u in clips))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import torch
 import support
 from whisper_align.checkpoints.tokenizers import get_tokenizer
 from whisper_align.results.manifest import Utterance, load_manifest
+from whisper_align.tasks import packing
 from whisper_align.tasks import pieces as pieces_module
 from whisper_align.tasks.align import align, prepare_text
 from whisper_align.tasks.corpus import align_corpus
@@ -107,3 +109,30 @@ def test_a_barely_heard_clip_is_aligned_as_if_alone(tiny_en, tmp_path: Path) -> 
         folder.mkdir()
         words = _packed(tiny_en, neighbours, folder, wrong)[clips[1].id]
         assert [[w["word"], w["start"], w["end"], w["probability"]] for w in words] == expected
+
+
+def test_realign_false_keeps_barely_heard_clips_packed(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    """A random model hears nothing (every clip's score is near zero): with ``realign`` each clip of the packed
+    window is aligned again alone, without it none is."""
+    model = support.make_window_model(0)
+    rng = np.random.default_rng(0)
+    clips = []
+    for k in range(3):
+        path = tmp_path / f"c{k}.wav"
+        with wave.open(str(path), "wb") as handle:
+            handle.setnchannels(1), handle.setsampwidth(2), handle.setframerate(16000)
+            handle.writeframes((3000 * rng.standard_normal(16000 * 2)).astype("<i2").tobytes())
+        clips.append(Utterance(id=f"c{k}", audio=path, text="hello there"))
+    calls: list[int] = []
+    original = packing.align_long
+    monkeypatch.setattr(packing, "align_long", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for realign, expected in ((True, 3), (False, 0)):
+        calls.clear()
+        folder = tmp_path / str(realign)
+        folder.mkdir()
+        out = folder / "out.jsonl"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            align_corpus(model, _manifest(folder / "m.jsonl", clips), out, progress=False, realign=realign)
+        assert len(calls) == expected
+        assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c0", "c1", "c2"]

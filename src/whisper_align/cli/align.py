@@ -84,7 +84,13 @@ def run_manifest(args: argparse.Namespace) -> int:
         from ..engines.ray_run import align_on_ray
 
         spec, config = model_spec(args), AlignmentConfig(mode=args.mode)
-        options = dict(language=args.language, config=config, pack=not args.no_pack, retry_errors=args.retry_errors)
+        options = dict(
+            language=args.language,
+            config=config,
+            pack=not args.no_pack,
+            retry_errors=args.retry_errors,
+            realign=args.realign,
+        )
         return print_summary(align_on_ray(args.manifest, args.out, spec, cluster(args), **options), args.out)
     model, config = load(args)
     summary = align_corpus(
@@ -95,6 +101,7 @@ def run_manifest(args: argparse.Namespace) -> int:
         config=config,
         pack=not args.no_pack,
         retry_errors=args.retry_errors,
+        realign=args.realign,
     )
     return print_summary(summary, args.out)
 
@@ -216,6 +223,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-pack",
         action="store_true",
         help="with --manifest: one clip per 30 s window (slower, slightly more accurate)",
+    )
+    parser.add_argument(
+        "--realign",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="with --manifest: align a packed clip the model barely hears (alignment score < 0.03) again in a window "
+        "of its own, so its words do not depend on its neighbours (default: yes; --no-realign is faster)",
     )
     add_model_options(parser)
     postprocess_options.add_arguments(parser)

@@ -96,8 +96,8 @@ class RayAligner:
     """Forced alignment of a batch of clips, for ``map_batches`` (see the module's docstring for the columns).
 
     ``model`` is a :class:`ModelSpec` or a model name; ``language``, ``config`` (an
-    :class:`~whisper_align.alignment.words.AlignmentConfig`, e.g. its conformance mode), ``pack`` and
-    ``probabilities`` are ``align --manifest``'s; ``threads`` is the actor's
+    :class:`~whisper_align.alignment.words.AlignmentConfig`, e.g. its conformance mode), ``pack``,
+    ``probabilities`` and ``realign`` are ``align --manifest``'s; ``threads`` is the actor's
     torch threads (one per actor is the fastest use of a CPU's cores: run as many actors as cores).
     """
 
@@ -110,11 +110,12 @@ class RayAligner:
         pack: bool = True,
         probabilities: bool = True,
         threads: int | None = 1,
+        realign: bool = True,
     ) -> None:
         if threads:
             torch.set_num_threads(threads)
         self.pack = pack
-        self.run = CorpusRun.create(_spec(model).load(), language, config, pack, probabilities)
+        self.run = CorpusRun.create(_spec(model).load(), language, config, pack, probabilities, realign)
 
     def __call__(self, batch: Batch) -> dict[str, np.ndarray]:
         """One output row per input row that is not ``done``, in input order."""

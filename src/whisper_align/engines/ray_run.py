@@ -68,11 +68,14 @@ def align_on_ray(
     probabilities: bool = True,
     retry_errors: bool = True,
     progress: bool = True,
+    realign: bool = True,
 ) -> CorpusSummary:
     """``align_corpus`` on Ray: the same lines in ``out``, the same resume rules, the same errors for the
     manifest and the output; :class:`EngineError` when Ray is missing or the cluster cannot run the workers."""
     entries = manifest_entries(manifest)
-    kwargs = dict(model=model, language=language, config=config, pack=pack, probabilities=probabilities)
+    kwargs = dict(
+        model=model, language=language, config=config, pack=pack, probabilities=probabilities, realign=realign
+    )
 
     def produce(done: set[str]) -> Iterator[list[ClipResult]]:
         tables = _group_tables(entries, done, pack)

@@ -4,7 +4,7 @@ Short clips are mostly padding when each gets its own 30 s window, so clips are 
 into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
 :class:`~whisper_align.tasks.align.Piece` whose decoder reads only its own stretch of the window (``isolate``), so
 the clips do not see each other's text or audio there (the encoder still hears its neighbours). A clip the model
-barely hears (:func:`barely_heard`) is aligned again in a window of its own, as ``align`` does. Clips longer than
+barely hears is aligned again in a window of its own, as ``align`` does (see :mod:`.packing`). Clips longer than
 a window go through :func:`~whisper_align.tasks.align.align_long`.
 
 **Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
@@ -32,39 +32,18 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-import torch
 
-from ..alignment.confidence import LOW_CONFIDENCE_SCORE, alignment_score
-from ..alignment.words import AlignmentConfig, WordTiming, resolve_config
+from ..alignment.words import AlignmentConfig, resolve_config
 from ..checkpoints.tokenizers import get_tokenizer
 from ..errors import ManifestError, WhisperAlignError
 from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
 from ..frontend.tokenizer import Tokenizer
 from ..model.whisper import Whisper
 from ..results.manifest import ManifestProblem, Utterance, scan_manifest
-from .align import (
-    Piece,
-    align_long,
-    check_fits,
-    prepare_text,
-    refine_inputs,
-    run_pieces,
-    window_mel,
-    words_of_piece,
-)
+from .align import align_long, check_fits, prepare_text
 from .corpus_output import CorpusOutput, Record
+from .packing import GAP, GAP_SECONDS, Window, align_packed_window, lay_out
 
-GAP_SECONDS = 0.5  # silence between packed clips
-# Encode each packed clip as a sequence of its own (AudioEncoder ``starts``)? Measured with benchmarks/refine_cv.py
-# (README): it helps tiny.en, costs base 5 ms of mean boundary error and lowers word probabilities, so it is off.
-SEPARATE_CLIPS = False
-# Each clip's decoder reads only its own stretch of the window (pieces.isolation_mask)? On: a neighbour saying the
-# same sentence pulls a clip's alignment heads away otherwise (tests/test_packed_isolation.py).
-ISOLATE_CLIPS = True
-# Align a clip the model barely hears again in a window of its own (:func:`barely_heard`)? On: costs one window
-# per such clip (benchmarks/packing_orders.py measures what each switch does).
-REALIGN_BARELY_HEARD = True
-_GAP = int(GAP_SECONDS * SAMPLE_RATE)
 _RESAMPLED_MARGIN = SAMPLE_RATE // 100  # header lengths of resampled or compressed audio may be a little short
 
 
@@ -84,28 +63,6 @@ class _Clip:
     entry: CorpusEntry
     samples: np.ndarray
     tokens: list[int]
-
-
-@dataclass
-class _Window:
-    clips: list[_Clip] = field(default_factory=list)
-    starts: list[int] = field(default_factory=list)  # first sample of each clip in the window
-    length: int = 0  # samples used so far
-
-    def fits(self, n_samples: int, gap: int) -> bool:
-        return self.length + (gap if self.clips else 0) + n_samples <= N_SAMPLES
-
-    def add(self, clip: _Clip, gap: int) -> None:
-        start = self.length + (gap if self.clips else 0)
-        self.clips.append(clip)
-        self.starts.append(start)
-        self.length = start + len(clip.samples)
-
-    def audio(self) -> np.ndarray:
-        out = np.zeros(self.length, dtype=np.float32)
-        for clip, start in zip(self.clips, self.starts):
-            out[start : start + len(clip.samples)] = clip.samples
-        return out
 
 
 @dataclass
@@ -136,6 +93,7 @@ class CorpusRun:
     config: AlignmentConfig
     pack: bool = True
     probabilities: bool = True
+    realign: bool = True  # a barely heard packed clip is aligned again alone (packing.barely_heard)
 
     @classmethod
     def create(
@@ -145,10 +103,12 @@ class CorpusRun:
         config: AlignmentConfig | None = None,
         pack: bool = True,
         probabilities: bool = True,
+        realign: bool = True,
     ) -> CorpusRun:
         """The run ``align_corpus`` makes of its arguments: the model's tokenizer and its resolved config."""
         tokenizer = get_tokenizer(model, language=language)
-        return cls(model, tokenizer, resolve_config(config, model.alignment_time_shift), pack, probabilities)
+        config = resolve_config(config, model.alignment_time_shift)
+        return cls(model, tokenizer, config, pack, probabilities, realign)
 
 
 # ---- the plan: fixed by the manifest alone ---------------------------------------------------------------------
@@ -232,7 +192,7 @@ def plan_groups(
     length = 0  # estimated samples of the group's clips and gaps
     for entry in entries:
         width = estimate(entry.utterance.audio) if entry.utterance is not None else 0
-        if width and length and (width > N_SAMPLES or not pack or length + _GAP + width > N_SAMPLES):
+        if width and length and (width > N_SAMPLES or not pack or length + GAP + width > N_SAMPLES):
             yield group
             group, length = [], 0
         group.append(entry)
@@ -240,24 +200,9 @@ def plan_groups(
             yield group
             group, length = [], 0
         elif width:
-            length += (_GAP if length else 0) + width
+            length += (GAP if length else 0) + width
     if group:
         yield group
-
-
-def _windows(clips: Iterable[_Clip], pack: bool) -> Iterator[_Window | _Clip]:
-    """Lay a group's clips out in windows by their decoded lengths; a clip too long for one comes out alone."""
-    window = _Window()
-    for clip in clips:
-        if len(clip.samples) > N_SAMPLES:
-            yield clip
-            continue
-        if window.clips and (not pack or not window.fits(len(clip.samples), _GAP)):
-            yield window
-            window = _Window()
-        window.add(clip, _GAP)
-    if window.clips:
-        yield window
 
 
 # ---- aligning -------------------------------------------------------------------------------------------------
@@ -277,50 +222,6 @@ def _words_line(clip_id: str, words: list) -> str:
     return json.dumps({"id": clip_id, "words": rows}, ensure_ascii=False)
 
 
-def align_packed_window(
-    model: Whisper, tokenizer: Tokenizer, window: _Window, config: AlignmentConfig, probabilities: bool = True
-) -> list[list]:
-    """Align every clip of a packed window; returns each clip's words, times relative to the clip.
-
-    With :data:`SEPARATE_CLIPS` the encoder takes each clip, from its first position to the next clip's, as a
-    sequence of its own (see :class:`~whisper_align.model.whisper.AudioEncoder`)."""
-    firsts = [start // N_SAMPLES_PER_TOKEN for start in window.starts]
-    with torch.inference_mode():
-        mel = window_mel(model, window.audio())
-        features = model.embed_audio(mel[None].to(model.device), firsts if SEPARATE_CLIPS else None)
-    pieces = []
-    for clip, start, first in zip(window.clips, window.starts, firsts):
-        last = max(first + 1, -(-(start + len(clip.samples)) // N_SAMPLES_PER_TOKEN))
-        pieces.append(Piece(0, clip.tokens, first, min(last, features.shape[1])))
-    results = run_pieces(model, tokenizer, features, pieces, probabilities, isolate=ISOLATE_CLIPS)
-    out = []
-    for clip, start, piece, (qk, probs) in zip(window.clips, window.starts, pieces, results):
-        offset = (piece.first * N_SAMPLES_PER_TOKEN - start) / SAMPLE_RATE  # region start, relative to the clip
-        refine = refine_inputs(model, mel, features[0], piece.first, piece.last)
-        words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset, refine=refine)
-        if REALIGN_BARELY_HEARD and len(window.clips) > 1 and barely_heard(words, probabilities):
-            out.append(align_long(model, tokenizer, clip.samples, clip.tokens, config, probabilities))
-            continue
-        duration = len(clip.samples) / SAMPLE_RATE
-        for w in words:  # the region may reach one position past the clip: clamp
-            w.start, w.end = min(max(w.start, 0.0), duration), min(max(w.end, 0.0), duration)
-        out.append(words)
-    return out
-
-
-def barely_heard(words: list[WordTiming], probabilities: bool) -> bool:
-    """Whether a packed clip's words fit its audio so poorly (alignment score below ``LOW_CONFIDENCE_SCORE``)
-    that it is aligned again in a window of its own.
-
-    Where the model barely hears a clip its attention is diffuse, and the small differences its neighbours make
-    to the encoded window move its words by hundreds of milliseconds: its result would depend on the manifest's
-    order. Alone, it gets exactly what ``align`` gives it. Clips the model hears move by a few milliseconds at
-    most and stay packed. ``False`` without probabilities (nothing to judge by).
-    """
-    score = alignment_score([w.probability for w in words if w.word]) if probabilities else None
-    return score is not None and score < LOW_CONFIDENCE_SCORE
-
-
 def _prepare(run: CorpusRun, entry: CorpusEntry) -> _Clip:
     """Audio and tokens of one entry; a typed error says why it cannot be aligned."""
     if entry.utterance is None:
@@ -332,12 +233,12 @@ def _prepare(run: CorpusRun, entry: CorpusEntry) -> _Clip:
     return _Clip(entry, samples, tokens)
 
 
-def _align_item(run: CorpusRun, item: _Window | _Clip) -> list[list | str]:
+def _align_item(run: CorpusRun, item: Window | _Clip) -> list[list | str]:
     """Words of each clip of a window (or of one long clip), or the error message for all of them."""
     try:
         if isinstance(item, _Clip):
             return [align_long(run.model, run.tokenizer, item.samples, item.tokens, run.config, run.probabilities)]
-        return list(align_packed_window(run.model, run.tokenizer, item, run.config, run.probabilities))
+        return list(align_packed_window(run.model, run.tokenizer, item, run.config, run.probabilities, run.realign))
     except WhisperAlignError as error:
         return [str(error)] * (1 if isinstance(item, _Clip) else len(item.clips))
 
@@ -365,7 +266,7 @@ def align_group(run: CorpusRun, group: list[CorpusEntry], done: set[str]) -> lis
                 except WhisperAlignError:
                     pass  # it failed before too (or its input changed): it takes no place
         ordered = [clips[entry.index] for entry in group if entry.index in clips]
-        for item in _windows(ordered, run.pack):
+        for item in lay_out(ordered, run.pack):
             members = [item] if isinstance(item, _Clip) else item.clips
             if all(clip.entry.id in done for clip in members):
                 continue
@@ -420,19 +321,21 @@ def align_corpus(
     probabilities: bool = True,
     progress: bool = True,
     retry_errors: bool = True,
+    realign: bool = True,
 ) -> CorpusSummary:
     """Align every line of ``manifest`` ({"id", "audio", "text"}) and write the results to ``out`` (JSON lines).
 
     Lines: ``{"id", "words": [{"word", "start", "end", "probability"}]}`` with times in seconds from the start
     of the clip, or ``{"id", "error"}`` (a malformed manifest line gets one too, under its id or ``line:<n>``).
     Ids already in ``out`` with words are skipped, so a rerun resumes, with the same words a single run gives;
-    error lines are retried (unless ``retry_errors`` is False). The file ends with one line per id, in
+    error lines are retried (unless ``retry_errors`` is False). ``realign=False`` keeps a packed clip the model
+    barely hears packed (faster; its words then depend on its neighbours). The file ends with one line per id, in
     manifest order. Raises :class:`ManifestError` for an unreadable manifest, :class:`OutputError` when ``out``
     cannot be written (a failed write leaves no partial line) and :class:`DamagedOutputError` for an existing
     ``out`` with a line that is not a result.
     """
     entries = manifest_entries(manifest)
-    run = CorpusRun.create(model, language, config, pack, probabilities)
+    run = CorpusRun.create(model, language, config, pack, probabilities, realign)
 
     def produce(done: set[str]) -> Iterator[list[ClipResult]]:
         for group in plan_groups(entries, pack):
