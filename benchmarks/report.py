@@ -134,10 +134,10 @@ TIMING_BETTER = ["low", "high", "high", "high", "high"]
 
 
 def timing_cells(metrics: Json, keys: Iterable[str] = TIMING) -> tuple[list[float], list[str]]:
-    """The median error and within-N shares of a scored run: as numbers (for ranking) and as table text."""
+    """The mean and median error and within-N shares of a scored run: as numbers (for ranking) and as table text."""
     keys = list(keys)
     numbers = [metrics[key] for key in keys]
-    return numbers, [ms(v) if key == "median_abs_ms" else pct(v) for key, v in zip(keys, numbers)]
+    return numbers, [ms(v) if key.endswith("_ms") else pct(v) for key, v in zip(keys, numbers)]
 
 
 def accuracy_model_rows(model: str, metrics: Json) -> list[list[str]]:
@@ -340,18 +340,19 @@ TRANSCRIPTION_ROWS = {  # row name in the JSON: (label in the first set's rows, 
 
 def transcription_accuracy(data: Json) -> str:
     """transcription_accuracy.json: text agreement with openai-whisper, WER and word timing, per eval set."""
-    keys = ["median_abs_ms", "within_50ms", "within_100ms", "within_200ms"]
+    keys = ["mean_abs_ms", "median_abs_ms", "within_50ms", "within_100ms", "within_200ms"]
     rows, models = [], []
     for i, (key, result) in enumerate(data["results"].items()):
         model, set_name = key.split("/")
         models.append(model)
-        for name, labels in TRANSCRIPTION_ROWS.items():
+        for name, row_labels in TRANSCRIPTION_ROWS.items():
             if name in result["text"]:
                 text = result["text"][name]
                 same = "" if name == "openai" else pct(text["text_equal_openai"])
                 timing = timing_cells(result["metrics"][name], keys)[1]
-                rows.append([labels[min(i, 1)], set_name, same, pct(text["wer"]), *timing])
-    header = [" / ".join(dict.fromkeys(models)), "set", "text = openai's", "WER", *(TIMING[k] for k in keys)]
+                rows.append([row_labels[min(i, 1)], set_name, same, pct(text["wer"]), *timing])
+    labels = {"mean_abs_ms": "mean ms", **TIMING}
+    header = [" / ".join(dict.fromkeys(models)), "set", "text = openai's", "WER", *(labels[k] for k in keys)]
     return markdown(header, rows, left=2)
 
 
