@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import manifest, write_json  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import N_SAMPLES_PER_TOKEN, load_audio  # noqa: E402
-from whisper_align.frontend.tokenizer import get_tokenizer  # noqa: E402
 from whisper_align.results.evaluation import as_timed_words, match_words  # noqa: E402
 from whisper_align.results.manifest import load_manifest
 from whisper_align.tasks.align import Piece, prepare_text, run_pieces, window_mel, words_of_piece  # noqa: E402

@@ -28,8 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import device_name, manifest, openai_model, synchronize, write_json  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
+from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import N_SAMPLES, load_audio  # noqa: E402
-from whisper_align.frontend.tokenizer import get_tokenizer  # noqa: E402
 from whisper_align.results.evaluation import format_table, score  # noqa: E402
 from whisper_align.results.manifest import load_manifest
 from whisper_align.tasks.align import prepare_text  # noqa: E402

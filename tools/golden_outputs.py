@@ -18,6 +18,7 @@ The evaluation data is read from ``../shared/eval`` beside the checkout (or ``WH
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -140,6 +141,7 @@ def dumps(data: dict[str, Any]) -> str:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     if not MANIFEST.is_file():
         sys.exit(f"timit-dev not found at {MANIFEST}; set WHISPER_ALIGN_EVAL to the folder holding it")
     import torch
