@@ -25,6 +25,21 @@ def manifest(name: str) -> Path:
     return path
 
 
+def align_utterances(model, utterances, **options) -> dict[str, list[dict]]:  # noqa: ANN001
+    """{id: words} from ``align_corpus`` (``align --manifest``) over a manifest of ``utterances`` in their order;
+    ``options`` go to ``align_corpus``."""
+    from whisper_align.tasks.corpus import align_corpus
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "manifest.jsonl"
+        path.write_text(
+            "".join(json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) + "\n" for u in utterances)
+        )
+        align_corpus(model, path, Path(folder) / "out.jsonl", progress=False, **options)
+        rows = [json.loads(line) for line in (Path(folder) / "out.jsonl").read_text().splitlines()]
+    return {row["id"]: row["words"] for row in rows}
+
+
 def openai_model(model):
     """openai-whisper's Whisper with the very same weights and heads as our ``model`` (None if not installed)."""
     try:

@@ -23,7 +23,6 @@ import argparse
 import json
 import random
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -31,10 +30,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import manifest, write_json  # noqa: E402
+from common import align_utterances, manifest, write_json  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.results.manifest import Utterance, load_manifest  # noqa: E402
-from whisper_align.tasks import corpus, packing  # noqa: E402
+from whisper_align.tasks import packing  # noqa: E402
 from whisper_align.tasks.align import align  # noqa: E402
 
 VARIANTS = {  # name: (isolate, realign)
@@ -59,15 +58,8 @@ def packed(model, manifests: list[list[Utterance]], realign: bool) -> dict[str, 
     """{id: [(start, end)]} from align_corpus over each manifest."""
     out: dict[str, list[tuple[float, float]]] = {}
     for clips in manifests:
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "manifest.jsonl"
-            path.write_text(
-                "".join(json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) + "\n" for u in clips)
-            )
-            corpus.align_corpus(model, path, Path(folder) / "out.jsonl", progress=False, realign=realign)
-            for line in (Path(folder) / "out.jsonl").read_text().splitlines():
-                row = json.loads(line)
-                out[row["id"]] = [(w["start"], w["end"]) for w in row["words"]]
+        for clip, words in align_utterances(model, clips, realign=realign).items():
+            out[clip] = [(w["start"], w["end"]) for w in words]
     return out
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import manifest, write_json  # noqa: E402
+from common import align_utterances, manifest, write_json  # noqa: E402
 from whisper_align.alignment.refine import fit  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig, resolve_config, widen_empty_words  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
@@ -38,7 +37,6 @@ from whisper_align.tasks.align import (  # noqa: E402
     refine_inputs,
     words_of_piece,
 )
-from whisper_align.tasks.corpus import align_corpus  # noqa: E402
 from whisper_align.tasks.refiner_fit import DEFAULT_RADIUS, labelled_clip  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "refine_cv.json"
@@ -72,14 +70,8 @@ def folds(limit: int | None) -> list[tuple[str, list[Utterance], list[Utterance]
 
 def packed_words(model, test: list[Utterance], config: AlignmentConfig) -> dict[str, list]:  # noqa: ANN001
     """{id: [(word, start, end)]} from ``align_corpus`` over a manifest of ``test``."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "manifest.jsonl"
-        lines = [json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) for u in test]
-        path.write_text("\n".join(lines) + "\n")
-        out = Path(folder) / "out.jsonl"
-        align_corpus(model, path, out, config=config, progress=False)
-        rows = [json.loads(line) for line in out.read_text().splitlines()]
-    return {r["id"]: [(w["word"], w["start"], w["end"]) for w in r["words"]] for r in rows}
+    words = align_utterances(model, test, config=config)
+    return {clip: [(w["word"], w["start"], w["end"]) for w in rows] for clip, rows in words.items()}
 
 
 def single_words(model, test: list[Utterance]) -> dict[tuple[bool, bool], dict[str, list]]:  # noqa: ANN001

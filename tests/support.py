@@ -6,13 +6,16 @@ The evaluation data lives outside the repository (``../shared/eval`` beside the 
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 import torch
 
 from whisper_align.model.whisper import ModelDimensions, Whisper
+from whisper_align.results.manifest import Utterance
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
@@ -72,3 +75,11 @@ def make_window_model(seed: int = 0) -> Whisper:
     with torch.no_grad():
         model.decoder.positional_embedding.normal_()
     return model
+
+
+def write_manifest(path: Path, clips: Sequence[Utterance], texts: dict[str, str] | None = None) -> Path:
+    """A corpus manifest of ``clips`` in their order at ``path`` (``texts`` replaces some clips' transcripts)."""
+    texts = texts or {}
+    lines = [json.dumps({"id": u.id, "audio": str(u.audio), "text": texts.get(u.id, u.text)}) for u in clips]
+    path.write_text("\n".join(lines) + "\n")
+    return path

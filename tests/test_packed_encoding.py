@@ -79,8 +79,7 @@ def test_packed_clips_get_the_words_they_get_alone(tiny_en, tmp_path: Path, monk
     no such rule either way: their attention path is unstable, alone as much as packed."""
     monkeypatch.setattr(packing, "SEPARATE_CLIPS", True)  # off by default: see tasks/packing.py
     clips = [u for u in load_manifest(support.TIMIT) if "maeb0" in u.id]
-    manifest = tmp_path / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps({"id": u.id, "audio": str(u.audio), "text": u.text}) + "\n" for u in clips))
+    manifest = support.write_manifest(tmp_path / "manifest.jsonl", clips)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         align_corpus(tiny_en, manifest, tmp_path / "out.jsonl")

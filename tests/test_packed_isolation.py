@@ -57,18 +57,11 @@ def test_an_isolated_piece_reads_nothing_of_its_neighbours_stretch() -> None:
         assert torch.equal(qk, qk2) == isolate and (probs == probs2) == isolate
 
 
-def _manifest(path: Path, clips: list[Utterance], texts: dict[str, str] | None = None) -> Path:
-    texts = texts or {}
-    lines = [json.dumps({"id": u.id, "audio": str(u.audio), "text": texts.get(u.id, u.text)}) for u in clips]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 def _packed(model, clips: list[Utterance], folder: Path, texts: dict[str, str] | None = None) -> dict[str, list]:  # noqa: ANN001
     out = folder / "out.jsonl"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        align_corpus(model, _manifest(folder / "manifest.jsonl", clips, texts), out, progress=False)
+        align_corpus(model, support.write_manifest(folder / "manifest.jsonl", clips, texts), out, progress=False)
     return {line["id"]: line["words"] for line in map(json.loads, out.read_text().splitlines())}
 
 
@@ -133,6 +126,6 @@ def test_realign_false_keeps_barely_heard_clips_packed(tmp_path: Path, monkeypat
         out = folder / "out.jsonl"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            align_corpus(model, _manifest(folder / "m.jsonl", clips), out, progress=False, realign=realign)
+            align_corpus(model, support.write_manifest(folder / "m.jsonl", clips), out, progress=False, realign=realign)
         assert len(calls) == expected
         assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c0", "c1", "c2"]
