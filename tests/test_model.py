@@ -194,6 +194,35 @@ def test_logit_positions_project_only_those_positions(model: Whisper, inputs) ->
     torch.testing.assert_close(some, full[:, [1, -1]], rtol=0, atol=1e-6)
 
 
+def test_a_logit_mask_projects_those_positions_flat_row_by_row(model: Whisper, inputs) -> None:
+    mel, tokens = inputs
+    mask = torch.zeros(tokens.shape, dtype=torch.bool)
+    mask[0, [1, 2]] = True
+    mask[1, [tokens.shape[1] - 1]] = True
+    with torch.no_grad():
+        audio = model.embed_audio(mel)
+        full, _ = model.decoder(tokens, audio)
+        some, _ = model.decoder(tokens, audio, logit_positions=mask)
+    assert some.shape == (3, DIMS.n_vocab)
+    torch.testing.assert_close(some, torch.stack([full[0, 1], full[0, 2], full[1, -1]]), rtol=0, atol=1e-5)
+
+
+def test_scores_against_one_window_shared_by_the_rows_equal_those_of_copied_rows(model: Whisper, inputs) -> None:
+    """The shared cache's keys are one window expanded over the rows: its head scores are computed once for all
+    rows' queries, and must be exactly what every row gets from a copy of its own."""
+    mel, tokens = inputs
+    heads = {1: [0, 3], 3: [2]}
+    with torch.no_grad():
+        audio = model.embed_audio(mel)[:1]
+        rows = tokens[[0, 1, 1]]
+        shared = model.decoder.shared_audio_cache(audio, 3)
+        assert shared.cross_kv[1][0].stride(0) == 0  # expanded, not copied: the shared path runs
+        _, got = model.decoder(rows, audio.expand(3, -1, -1), cache=shared, qk_heads=heads)
+        _, want = model.decoder(rows, audio.repeat(3, 1, 1), qk_heads=heads)
+    for layer in heads:
+        torch.testing.assert_close(got[layer], want[layer], rtol=0, atol=1e-5)
+
+
 def test_vocabulary_projection_follows_the_embedding_when_it_changes() -> None:
     model = make_model(seed=3)
     decoder = model.decoder

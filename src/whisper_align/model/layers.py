@@ -192,7 +192,7 @@ class MultiHeadAttention(DerivedForms, nn.Module):
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             if qk_heads:  # (several rows at once: the prompt, or a teacher-forced alignment pass)
-                qk = (q[:, qk_heads].float() @ self.keys_of_heads(k, qk_heads)) * q.shape[-1] ** -0.5
+                qk = self.head_scores(q, k, qk_heads)
         out = self.out(out.transpose(1, 2).flatten(2))
         return out, qk
 
@@ -232,6 +232,22 @@ class MultiHeadAttention(DerivedForms, nn.Module):
         """
         k, v = self.key(audio_features), self.value(audio_features)
         return self._split(k).contiguous(), self._split(v).contiguous()
+
+    def head_scores(self, q: Tensor, k: Tensor, heads: list[int]) -> Tensor:
+        """The scaled pre-softmax scores of ``heads``, float32 (B, len(heads), T_query, T_key), from split queries
+        and keys (B, H, T, D/H).
+
+        Keys that every row shares (one window's audio expanded over the rows, see
+        :meth:`~whisper_align.model.whisper.TextDecoder.shared_audio_cache`) are multiplied once for all rows'
+        queries instead of being copied per row.
+        """
+        scale = q.shape[-1] ** -0.5
+        if k.shape[0] == 1 or k.stride(0) != 0:
+            return (q[:, heads].float() @ self.keys_of_heads(k, heads)) * scale
+        rows, _, n_query, _ = q.shape
+        queries = q[:, heads].float().transpose(0, 1).reshape(len(heads), rows * n_query, -1)
+        scores = (queries @ self.keys_of_heads(k[:1], heads)[0]) * scale  # (heads, rows * T_query, T_key)
+        return scores.view(len(heads), rows, n_query, -1).transpose(0, 1)
 
     def keys_of_heads(self, k: Tensor, heads: list[int]) -> Tensor:
         """The keys of ``heads`` as float32 (B, len(heads), D/H, T), ready to multiply queries with."""

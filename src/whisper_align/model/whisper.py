@@ -139,7 +139,7 @@ class TextDecoder(DerivedForms, nn.Module):
         cache: KVCache | None = None,
         qk_heads: dict[int, list[int]] | None = None,
         logits: bool = True,
-        logit_positions: list[int] | None = None,
+        logit_positions: list[int] | Tensor | None = None,
         projection: Callable[[Tensor], Tensor] | None = None,
         audio_mask: Tensor | None = None,
     ) -> tuple[Tensor | None, dict[int, Tensor]]:
@@ -149,7 +149,9 @@ class TextDecoder(DerivedForms, nn.Module):
         ``qk_heads`` maps layer -> heads whose cross-attention scores to return, as {layer: (B, h, T, S)}.
         With ``logits=False`` the layers above the highest asked-for layer and the vocabulary projection
         are skipped (what alignment needs) and the first value returned is None. ``logit_positions`` limits the
-        vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``;
+        vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``: a list
+        (the same positions of every row), or a (B, T) bool mask (the logits then come flat, (N, vocab), row by
+        row);
         ``projection`` replaces it (see fast_logits.py). ``audio_mask`` (B, 1, 1, S), bool, limits which audio
         positions each row's cross-attention may read (the scores returned are those of every position).
         """
@@ -191,7 +193,9 @@ class TextDecoder(DerivedForms, nn.Module):
 
         if not logits:
             return None, scores
-        if logit_positions is not None:
+        if isinstance(logit_positions, Tensor):
+            x = x[logit_positions]
+        elif logit_positions is not None:
             x = x[:, logit_positions]
         x = self.ln(x)
         if self.output is not None:

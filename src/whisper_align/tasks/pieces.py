@@ -6,7 +6,7 @@ Used by single clips, long recordings (``align``) and packed corpora (``corpus``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,24 +100,45 @@ def run_pieces(
         n_layers = model.dims.n_text_layer if probabilities else max(by_layer) + 1
         cache = model.decoder.shared_audio_cache(features, len(seqs), n_layers)
         mask = isolation_mask([pieces[i] for i in members], features.shape[1]) if isolate else None
+        predicting = _text_predictions(len(prefix), [len(pieces[i].tokens) for i in members], width)
         logits, scores = model.decoder(
             tokens,
             features.expand(len(seqs), -1, -1),
             cache=cache,
             qk_heads=by_layer,
             logits=probabilities,
+            logit_positions=predicting.to(model.device),
+            projection=_text_projection(model, tokenizer),
             audio_mask=None if mask is None else mask.to(features.device),
         )
         qk = torch.stack([scores[layer][:, i] for layer, i in order], dim=1)  # (B, heads, T, S)
+        row = 0  # the logits come flat: each piece's text predictions in turn
         for b, i in enumerate(members):
             piece, n_text = pieces[i], len(pieces[i].tokens)
             probs: list[float] = []
             if logits is not None:
-                text_logits = logits[b, len(prefix) - 1 : len(prefix) - 1 + n_text, : tokenizer.eot]
-                p = text_logits.float().softmax(dim=-1)
+                p = logits[row : row + n_text, : tokenizer.eot].float().softmax(dim=-1)
                 probs = p[torch.arange(n_text), torch.tensor(piece.tokens)].tolist()
+                row += n_text
             results[i] = (qk[b, :, : len(seqs[b]), piece.first : piece.last], probs)
     return results  # type: ignore[return-value]
+
+
+def _text_predictions(n_prefix: int, n_texts: list[int], width: int) -> Tensor:
+    """(rows, width) bool: the positions whose next-token logits predict a row's text tokens (the last prefix
+    token and every text token but the last), the only logits a token's probability needs."""
+    mask = torch.zeros(len(n_texts), width, dtype=torch.bool)
+    for row, n_text in enumerate(n_texts):
+        mask[row, n_prefix - 1 : n_prefix - 1 + n_text] = True
+    return mask
+
+
+def _text_projection(model: Whisper, tokenizer: Tokenizer) -> Callable[[Tensor], Tensor] | None:
+    """The vocabulary projection limited to the text tokens (those before ``<|endoftext|>``), which is all a
+    text token's probability is normalised over; ``None`` (the model's own) for a replaced output layer."""
+    if model.decoder.output is not None:
+        return None
+    return lambda x: x @ model.decoder.vocabulary_projection(x.dtype)[:, : tokenizer.eot]
 
 
 ISOLATION_MARGIN = 5  # positions either side of a piece's region its decoder may also read (100 ms)
