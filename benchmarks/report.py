@@ -243,6 +243,23 @@ def packing_orders(data: Json) -> str:
     return markdown(header, rows, left=2)
 
 
+
+def char_forcing(data: Json) -> str:
+    """char_forcing.json: raw alignment from BPE tokens and from characters, official and found heads, per set."""
+    sets = data["sets"]
+    header = ["model", "decoder input", "heads"]
+    header += [f"{s} {column}" for column in ("mean ms", "median ms", "≤50 ms", "≤100 ms") for s in sets]
+    rows = []
+    for model, per_set in data["models"].items():
+        first = per_set[sets[0]]
+        for tokenization in first:
+            for heads in first[tokenization]["pooled"]:
+                m = [per_set[s][tokenization]["pooled"][heads] for s in sets]
+                cells = [ms(x["mean_abs_ms"]) for x in m] + [ms(x["median_abs_ms"]) for x in m]
+                cells += [pct(x["within_50ms"]) for x in m] + [pct(x["within_100ms"]) for x in m]
+                rows.append([model, tokenization, heads, *cells])
+    return markdown(header, rows, left=3)
+
 # ---- whole processes at default threads (whole_process.py) --------------------------------------------------------
 
 WHOLE_PROCESS_TASKS = {
@@ -502,6 +519,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "refine_cv": refine_cv,
     "precision_segment": precision_segment,
     "packing_orders": packing_orders,
+    "char_forcing": char_forcing,
     "whole_process": whole_process,
     "whole_process_busy": whole_process,
 }
