@@ -34,14 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from common import manifest, write_json  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
-from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
-from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from whisper_align.heads import discovery as D  # noqa: E402
 from whisper_align.heads.scoring import word_times  # noqa: E402
 from whisper_align.results.evaluation import format_table, score  # noqa: E402
 from whisper_align.results.manifest import load_manifest  # noqa: E402
-from whisper_align.tasks.align import clean_text, prepare_text  # noqa: E402
-from whisper_align.tasks.pieces import clip_pass  # noqa: E402
+from whisper_align.tasks.align import clean_text  # noqa: E402
 
 
 def character_tokens(tokenizer, text: str) -> list[int]:  # noqa: ANN001
@@ -58,32 +55,10 @@ def character_tokens(tokenizer, text: str) -> list[int]:  # noqa: ANN001
 
 
 def capture(model, utterances: list, tokenization: str) -> D.CaptureSet:  # noqa: ANN001
-    """Every head's attention per clip, as discovery.capture_attention takes it, with either tokenization."""
-    tokenizer = get_tokenizer(model)
-    dims = model.dims
-    heads = [(layer, head) for layer in range(dims.n_text_layer) for head in range(dims.n_text_head)]
-    result = D.CaptureSet(dims.n_text_layer, dims.n_text_head, [], model_name=model.info.name)
-    for u in utterances:
-        samples = load_audio(u.audio)
-        if tokenization == "characters":
-            tokens = character_tokens(tokenizer, u.text)
-        else:
-            tokens = prepare_text(tokenizer, u.text)
-        qk = clip_pass(model, tokenizer, samples, tokens, probabilities=False, heads=heads).qk
-        words, word_tokens = tokenizer.split_to_word_tokens(tokens + [tokenizer.eot])
-        result.captures.append(
-            D.Capture(
-                id=u.id,
-                scores=qk.to("cpu").half(),
-                n_sot=len(tokenizer.sot_sequence),
-                words=words,
-                word_tokens=word_tokens,
-                duration=len(samples) / SAMPLE_RATE,
-                reference=u.words,
-                speaker=u.speaker,
-            )
-        )
-    return result
+    """Every head's attention per clip, from BPE tokens or from characters."""
+    if tokenization == "characters":
+        return D.capture_attention(model, utterances, text_tokens=character_tokens)
+    return D.capture_attention(model, utterances)
 
 
 def folds_of(set_name: str, utterances: list) -> list[tuple[list[str], list[str]]]:

@@ -23,7 +23,7 @@ import math
 import os
 import random
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,11 +137,14 @@ def capture_attention(
     utterances: Sequence[Utterance],
     tokenizer: Tokenizer | None = None,
     progress: bool = False,
+    text_tokens: Callable[[Tokenizer, str], list[int]] = prepare_text,
 ) -> CaptureSet:
     """Every head's cross-attention scores for each utterance (one encoder and one decoder pass each).
 
     Utterances longer than 30 s, with unreadable audio or with text that cannot fit are skipped (see
-    ``skipped``) with a warning; if none is left, a :class:`ManifestError` says why.
+    ``skipped``) with a warning; if none is left, a :class:`ManifestError` says why. ``text_tokens`` turns a
+    transcript into the decoder's input (default: the BPE tokens Whisper itself would emit;
+    benchmarks/char_forcing.py feeds characters).
     """
     from tqdm import tqdm
 
@@ -154,7 +157,7 @@ def capture_attention(
             samples = load_audio(utterance.audio)
             if len(samples) > N_SAMPLES:
                 raise AudioError("longer than 30 s (heads are found on clips of one window)")
-            tokens = prepare_text(tokenizer, utterance.text)
+            tokens = text_tokens(tokenizer, utterance.text)
             n_positions = max(1, len(samples) // HOP_LENGTH // 2)
             check_fits(len(tokens), n_positions, model, tokenizer)
         except (AudioError, TranscriptError) as error:
