@@ -243,7 +243,6 @@ def packing_orders(data: Json) -> str:
     return markdown(header, rows, left=2)
 
 
-
 def char_forcing(data: Json) -> str:
     """char_forcing.json: raw alignment from BPE tokens and from characters, official and found heads, per set."""
     sets = data["sets"]
@@ -259,6 +258,7 @@ def char_forcing(data: Json) -> str:
                 cells += [pct(x["within_50ms"]) for x in m] + [pct(x["within_100ms"]) for x in m]
                 rows.append([model, tokenization, heads, *cells])
     return markdown(header, rows, left=3)
+
 
 # ---- whole processes at default threads (whole_process.py) --------------------------------------------------------
 
