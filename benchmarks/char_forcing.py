@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from common import manifest, write_json  # noqa: E402
+from common import manifest, speaker_halves, write_json  # noqa: E402
 from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.heads import discovery as D  # noqa: E402
@@ -66,10 +66,8 @@ def folds_of(set_name: str, utterances: list) -> list[tuple[list[str], list[str]
     and 1, 4, 7, ... to score (the refine_cv protocol)."""
     if set_name == "festival":
         return [([u.id for u in utterances[0::3]], [u.id for u in utterances[1::3]])]
-    speakers = sorted({u.speaker for u in utterances})
-    halves = [{u.id for u in utterances if u.speaker in set(speakers[k::2])} for k in (0, 1)]
-    ids = [[u.id for u in utterances if u.id in half] for half in halves]
-    return [(ids[0], ids[1]), (ids[1], ids[0])]
+    a, b = ([u.id for u in half] for half in speaker_halves(utterances))
+    return [(a, b), (b, a)]
 
 
 def run_set(model, set_name: str, utterances: list, max_heads: int) -> dict:  # noqa: ANN001

@@ -25,6 +25,13 @@ def manifest(name: str) -> Path:
     return path
 
 
+def speaker_halves(utterances: list) -> list[list]:
+    """The utterances of timit-dev's two speaker halves (speakers sorted, alternating), in manifest order: the
+    split every speaker-held-out benchmark here uses."""
+    speakers = sorted({u.speaker for u in utterances})
+    return [[u for u in utterances if u.speaker in set(speakers[k::2])] for k in (0, 1)]
+
+
 def align_utterances(model, utterances, **options) -> dict[str, list[dict]]:  # noqa: ANN001
     """{id: words} from ``align_corpus`` (``align --manifest``) over a manifest of ``utterances`` in their order;
     ``options`` go to ``align_corpus``."""

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import align_utterances, manifest, write_json  # noqa: E402
+from common import align_utterances, manifest, speaker_halves, write_json  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.results.manifest import Utterance, load_manifest  # noqa: E402
 from whisper_align.tasks import packing  # noqa: E402
@@ -45,8 +45,7 @@ VARIANTS = {  # name: (isolate, realign)
 
 def orders(clips: list[Utterance]) -> dict[str, list[list[Utterance]]]:
     """{order name: the manifests it is made of}."""
-    speakers = sorted({u.speaker for u in clips})
-    out = {"speaker halves": [[u for u in clips if u.speaker in set(speakers[k::2])] for k in (0, 1)]}
+    out = {"speaker halves": speaker_halves(clips)}
     for seed in (1, 2):
         shuffled = list(clips)
         random.Random(seed).shuffle(shuffled)

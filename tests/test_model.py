@@ -209,7 +209,7 @@ def test_a_logit_mask_projects_those_positions_flat_row_by_row(model: Whisper, i
 
 def test_scores_against_one_window_shared_by_the_rows_equal_those_of_copied_rows(model: Whisper, inputs) -> None:
     """The shared cache's keys are one window expanded over the rows: its head scores are computed once for all
-    rows' queries, and must be exactly what every row gets from a copy of its own."""
+    rows' queries, and must be what every row gets from a copy of its own."""
     mel, tokens = inputs
     heads = {1: [0, 3], 3: [2]}
     with torch.no_grad():

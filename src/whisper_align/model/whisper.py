@@ -151,9 +151,8 @@ class TextDecoder(DerivedForms, nn.Module):
         are skipped (what alignment needs) and the first value returned is None. ``logit_positions`` limits the
         vocabulary projection (the costliest step of a small decoder) to those positions of ``tokens``: a list
         (the same positions of every row), or a (B, T) bool mask (the logits then come flat, (N, vocab), row by
-        row);
-        ``projection`` replaces it (see fast_logits.py). ``audio_mask`` (B, 1, 1, S), bool, limits which audio
-        positions each row's cross-attention may read (the scores returned are those of every position).
+        row); ``projection`` replaces it (see fast_logits.py). ``audio_mask`` (B, 1, 1, S), bool, limits which
+        audio positions each row's cross-attention may read (the scores returned are those of every position).
         """
         qk_heads = qk_heads or {}
         offset = cache.offset if cache is not None else 0
