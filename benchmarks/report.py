@@ -260,6 +260,22 @@ def char_forcing(data: Json) -> str:
     return markdown(header, rows, left=3)
 
 
+def cut_recordings(data: Json) -> str:
+    """cut_recordings.json: unheard words that escape the past_end flag and heard words wrongly flagged, per model
+    and set, without and with ``unheard_tail``."""
+    header = ["model", "set", "rule", "unheard words escaping the flag", "heard words flagged (cut clips)"]
+    header += ["heard words flagged (complete clips)", "heard words' mean ms (cut clips)"]
+    rows = []
+    for model, per_set in data["models"].items():
+        for set_name, variants in per_set.items():
+            for variant, r in variants.items():
+                escaped = f"{r['escaped']} of {r['unheard']} ({pct(r['escaped'] / r['unheard'])})"
+                wrong = f"{r['wrongly_flagged_cut']} of {r['heard_cut']}"
+                complete = f"{r['wrongly_flagged_complete']} of {r['heard_complete']}"
+                rows.append([model, set_name, variant, escaped, wrong, complete, ms(r["heard_cut_mean_ms"])])
+    return markdown(header, rows, left=3)
+
+
 # ---- whole processes at default threads (whole_process.py) --------------------------------------------------------
 
 WHOLE_PROCESS_TASKS = {
@@ -520,6 +536,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "precision_segment": precision_segment,
     "packing_orders": packing_orders,
     "char_forcing": char_forcing,
+    "cut_recordings": cut_recordings,
     "whole_process": whole_process,
     "whole_process_busy": whole_process,
 }

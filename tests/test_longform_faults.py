@@ -166,6 +166,28 @@ def test_audio_cut_short_warns_and_flags_the_unheard_words(model):
 
 
 @needs_eval
+@pytest.mark.parametrize(
+    "clip_id, cut_index",
+    [("timit_nltk_dr4-falr0_sx245", 1), ("timit_nltk_dr3-falk0_sx96", 4), ("timit_nltk_dr4-maeb0_sx90", 5)],
+)
+def test_a_first_unheard_word_given_the_last_frames_is_flagged_too(model, clip_id, cut_index):
+    """Cuts where DTW hands the last frames to the first word never said, so the path alone flags nothing:
+    ``unheard_tail`` (the decoder does not expect those words, and they are squeezed) flags exactly them."""
+    (u,) = [u for u in load_manifest(TIMIT) if u.id == clip_id]
+    samples = load_audio(u.audio)[: int(u.words[cut_index][1] * SAMPLE_RATE)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = align(model, samples, u.text)
+    assert [w.word.strip() for w in result.words] == u.text.split()
+    check_times(result, len(samples) / SAMPLE_RATE)
+    assert [i for i, w in enumerate(result.words) if w.past_end] == list(range(cut_index, len(result.words)))
+    tail = result.words[cut_index:]  # zero length at the end, after the heard words
+    assert all(w.start == w.end == tail[0].start >= result.words[cut_index - 1].end for w in tail)
+    assert result.duration - tail[0].start < 0.02
+    assert any("not heard before the audio ends" in str(w.message) for w in caught)
+
+
+@needs_eval
 def test_long_recording_cut_short_flags_only_its_tail(model, recording):
     audio, text, starts = recording
     first_word, start, u = starts[-2]  # cut inside the second-to-last clip, where its 4th word starts

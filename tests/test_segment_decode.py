@@ -11,7 +11,7 @@ import pytest
 from whisper_align.alignment.boundary_features import FEATURE_NAMES
 from whisper_align.alignment.refine import BoundaryModel, RefineParams, frame_tracks, refine_boundaries
 from whisper_align.alignment.segment_decode import Boundary, chain_marginals, decode_chain
-from whisper_align.alignment.word_refinement import lagging_tail
+from whisper_align.alignment.word_refinement import UNHEARD_PROBABILITY, lagging_tail, unheard_tail
 from whisper_align.alignment.words import WordTiming
 from whisper_align.errors import RefineError
 
@@ -127,3 +127,55 @@ def test_a_barely_heard_clip_whose_length_fits_every_word_is_a_lagging_path() ->
     assert not lagging_tail(_words(SENTENCE, 0.0, 0.2), 0.2 + expected_all)  # no probabilities computed
     assert not lagging_tail(_words([(w, False) for w, _ in SENTENCE], 0.004, 0.2), 9.0)  # nothing flagged
     assert not lagging_tail(_words([(w, True) for w, _ in SENTENCE], 0.004, 0.2), 9.0)  # nothing heard
+
+
+def _cut_clip(tail_probability: float, tail_seconds: float, heard_probability: float = 0.8) -> list[WordTiming]:
+    """Seven words heard 0.3 s each from 0.2 s, then "wash water all" sharing ``tail_seconds`` before 2.5 s,
+    a punctuation mark between them (pre-merge words)."""
+    out = [WordTiming(f" {w}", [1], 0.2 + 0.3 * i, 0.5 + 0.3 * i, heard_probability) for i, w in enumerate(
+        ["she", "had", "your", "dark", "suit", "in", "greasy"])]  # fmt: skip
+    t, step = 2.5 - tail_seconds, tail_seconds / 3
+    for w in [" wash", ",", " water", " all"]:
+        if w == ",":
+            out.append(WordTiming(w, [2], t, t, 0.9))
+            continue
+        out.append(WordTiming(w, [1], t, t + step, tail_probability))
+        t += step
+    return out
+
+
+def test_a_squeezed_tail_the_decoder_does_not_expect_is_flagged_past_the_end() -> None:
+    words = _cut_clip(UNHEARD_PROBABILITY / 10, 0.06)
+    assert unheard_tail(words, 2.5) == 3  # three spoken words newly flagged (the comma too, uncounted)
+    assert [w.past_end for w in words] == [False] * 7 + [True] * 4
+    assert all(w.start == w.end == 2.5 for w in words[7:])
+    assert words[6].end == 2.3  # the heard words keep their times
+
+
+def test_a_tail_already_partly_flagged_extends_to_the_squeezed_words_before_it() -> None:
+    words = _cut_clip(UNHEARD_PROBABILITY / 10, 0.06)
+    words[-1].past_end = True
+    assert unheard_tail(words, 2.5) == 2
+    assert [w.past_end for w in words] == [False] * 7 + [True] * 4
+
+
+@pytest.mark.parametrize(
+    "words, why",
+    [
+        (_cut_clip(UNHEARD_PROBABILITY * 10, 0.06), "the decoder expects the words: heard"),
+        (_cut_clip(UNHEARD_PROBABILITY / 10, 0.9), "the words have their speaking time: heard, if unclear"),
+        (_cut_clip(UNHEARD_PROBABILITY / 10, 0.06, heard_probability=0.01), "nothing recognised: no trust"),
+        (_cut_clip(0.0, 0.06, heard_probability=0.0), "no probabilities computed"),
+    ],
+)
+def test_a_trailing_run_is_left_alone_unless_unexpected_squeezed_and_after_recognised_words(words, why) -> None:
+    before = [(w.start, w.end, w.past_end) for w in words]
+    assert unheard_tail(words, 2.5) == 0, why
+    assert [(w.start, w.end, w.past_end) for w in words] == before
+
+
+def test_an_unexpected_word_before_an_expected_last_word_is_not_flagged() -> None:
+    words = _cut_clip(UNHEARD_PROBABILITY / 10, 0.06)
+    words[-1].probability = 0.9
+    assert unheard_tail(words, 2.5) == 0
+    assert not any(w.past_end for w in words)

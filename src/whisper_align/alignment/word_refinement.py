@@ -28,12 +28,15 @@ class RefineInputs:
     """What the refinement reads besides the attention: the fitted ``params``, the region's log-mel frames
     (n_mels, frames at 10 ms) and its encoder output (positions at 20 ms, D). ``ends_audio``: the region is the
     end of the recording (a clip, or a long recording's last window), so the words flagged ``past_end`` there
-    may be reconsidered (:func:`lagging_tail`); elsewhere words squeezed at the end belong to the next window."""
+    may be reconsidered (:func:`lagging_tail`) and extended (:func:`unheard_tail`); elsewhere words squeezed at the
+    end belong to the next window. ``text_given``: the text is a given transcript (forced alignment), not the
+    decoder's own (transcription), so a word the decoder does not expect may be one the audio does not hold."""
 
     params: RefineParams
     mel: np.ndarray
     states: np.ndarray
     ends_audio: bool = True
+    text_given: bool = True
 
 
 def refinable(word: WordTiming) -> bool:
@@ -42,6 +45,11 @@ def refinable(word: WordTiming) -> bool:
 
 
 _SETTINGS = ChainSettings()
+# A trailing word the decoder gives a mean token probability below this may be one the audio does not hold ...
+UNHEARD_PROBABILITY = 0.003
+# ... when the trailing run of such words has less than this share of its expected speaking time before the end.
+UNHEARD_SQUEEZE = 0.5
+UNHEARD_TAIL = True  # apply :func:`unheard_tail` (benchmarks switch it off to measure what it changes)
 
 
 def lagging_tail(timings: Sequence[WordTiming], duration: float, settings: ChainSettings = _SETTINGS) -> bool:
@@ -64,12 +72,52 @@ def lagging_tail(timings: Sequence[WordTiming], duration: float, settings: Chain
     if score is None or score >= LOW_CONFIDENCE_SCORE:
         return False
 
-    def expected(words: Sequence[WordTiming]) -> float:
-        return sum(float(np.exp(expected_log_seconds(sum(c.isalnum() for c in w.word), settings))) for w in words)
-
     span = duration - min(w.start for w in spoken)
-    everything, heard = expected(spoken), expected([w for w in spoken if not w.past_end])
+    everything = _expected_seconds(spoken, settings)
+    heard = _expected_seconds([w for w in spoken if not w.past_end], settings)
     return span > 0 and np.log(everything / span) < 0.5 * np.log(everything / heard)
+
+
+def _expected_seconds(words: Sequence[WordTiming], settings: ChainSettings) -> float:
+    """Expected speaking time of ``words``: the global decode's duration prior, from their letters."""
+    return sum(float(np.exp(expected_log_seconds(sum(c.isalnum() for c in w.word), settings))) for w in words)
+
+
+def unheard_tail(timings: Sequence[WordTiming], duration: float, settings: ChainSettings = _SETTINGS) -> int:
+    """Flag ``past_end`` on a trailing run of words that the audio most likely ends before although DTW gave
+    them frames, in place; returns how many words it newly flagged.
+
+    :func:`~whisper_align.alignment.words.flag_past_end` catches words the path passes without a frame; but
+    where a recording is cut short the path often hands its last frame or two to the first word that was never
+    said, and that word, with the words the path squeezes after it, escapes. Two things mark such a run. The
+    decoder, reading audio that stops, does not expect these words: each has a mean token probability below
+    :data:`UNHEARD_PROBABILITY` (or is flagged already), while the words before it are recognised (their
+    alignment score is at least ``LOW_CONFIDENCE_SCORE``; where it is lower nothing is trusted). And the run is
+    squeezed: the time from its first word's start to the end of the audio is less than :data:`UNHEARD_SQUEEZE`
+    of the run's expected speaking time (the duration prior). A flagged word ends the audio with zero length,
+    like the words the path passes.
+
+    It runs after :func:`lagging_tail` and may flag again what that took back: ``lagging_tail`` judges by the
+    whole text's score, which a run of words the decoder does not expect drags down even when the words before
+    them are recognised.
+    """
+    spoken = [k for k, w in enumerate(timings) if any(c.isalnum() for c in w.word)]
+    j = len(spoken)
+    while j > 0 and (timings[spoken[j - 1]].past_end or timings[spoken[j - 1]].probability < UNHEARD_PROBABILITY):
+        j -= 1
+    if j == 0 or j == len(spoken) or all(timings[k].past_end for k in spoken[j:]):
+        return 0
+    score = alignment_score([timings[k].probability for k in spoken[:j]])
+    run = [timings[k] for k in spoken[j:]]
+    if score is None or score < LOW_CONFIDENCE_SCORE:
+        return 0
+    if duration - run[0].start >= UNHEARD_SQUEEZE * _expected_seconds(run, settings):
+        return 0
+    count = 0
+    for word in timings[spoken[j] :]:
+        count += not word.past_end and any(c.isalnum() for c in word.word)
+        word.past_end, word.start, word.end = True, duration, duration
+    return count
 
 
 def refine_timings(
@@ -90,6 +138,8 @@ def refine_timings(
     if inputs.ends_audio and inputs.params.joint and lagging_tail(timings, end):
         for word in timings:  # heard after all: the global decode places them like the others
             word.past_end = False
+    if inputs.ends_audio and inputs.text_given and UNHEARD_TAIL:  # after it: see unheard_tail
+        unheard_tail(timings, end)
     chosen = [k for k, w in enumerate(timings) if refinable(w)]
     if not chosen:
         return
@@ -109,4 +159,4 @@ def refine_timings(
         timings[k].start, timings[k].end = float(start) + time_offset, float(end) + time_offset
 
 
-__all__ = ["RefineInputs", "lagging_tail", "refinable", "refine_timings"]
+__all__ = ["RefineInputs", "lagging_tail", "refinable", "refine_timings", "unheard_tail"]

@@ -193,17 +193,24 @@ def clip_pass(
 
 
 def refine_inputs(
-    model: Whisper, mel: Tensor, audio_features: Tensor, first: int, last: int, ends_audio: bool = True
+    model: Whisper,
+    mel: Tensor,
+    audio_features: Tensor,
+    first: int,
+    last: int,
+    ends_audio: bool = True,
+    text_given: bool = True,
 ) -> RefineInputs | None:
     """What the model's boundary refinement needs for the region [first, last) (20 ms positions) of one
     encoded window: that region's log-mel frames (``mel``: the window's, n_mels x frames) and encoder states
-    (``audio_features``: the window's, positions x D). ``None`` when the model has no refinement."""
+    (``audio_features``: the window's, positions x D). ``None`` when the model has no refinement.
+    ``ends_audio`` and ``text_given``: see :class:`~whisper_align.alignment.word_refinement.RefineInputs`."""
     params = model.boundary_refiner
     if params is None:
         return None
     region_mel = mel[:, 2 * first : 2 * last].float().cpu().numpy()
     states = audio_features[first:last].float().cpu().numpy()
-    return RefineInputs(params, region_mel, states, ends_audio)
+    return RefineInputs(params, region_mel, states, ends_audio, text_given)
 
 
 def piece_matrix(tokenizer: Tokenizer, qk: Tensor, config: AlignmentConfig) -> Tensor:

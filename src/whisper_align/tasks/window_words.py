@@ -102,7 +102,9 @@ def add_word_timestamps(
             found = _second_pass_matrix(model, tokenizer, text_tokens, result.audio_features, num_frames, config)
         matrix, probs = found
         n_positions = num_frames // 2
-        refine = None if result.mel is None else refine_inputs(model, result.mel, result.audio_features, 0, n_positions)
+        refine = None
+        if result.mel is not None:  # the decoder's own text: no word of it is one the decoder did not expect
+            refine = refine_inputs(model, result.mel, result.audio_features, 0, n_positions, text_given=False)
         alignment, median, longest = _word_timings(tokenizer, text_tokens, matrix, probs, config, num_frames, refine)
     _place_words(segments, per_segment, alignment, median, longest, last_speech_timestamp)
     return second_pass
