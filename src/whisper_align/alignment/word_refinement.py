@@ -45,11 +45,9 @@ def refinable(word: WordTiming) -> bool:
 
 
 _SETTINGS = ChainSettings()
-# A word the decoder gives a mean token probability below this may be the first one the audio does not hold ...
+# A trailing word the decoder gives a mean token probability below this may be one the audio does not hold ...
 UNHEARD_PROBABILITY = 0.003
-# ... together with the words after it, when their probabilities' geometric mean is below this ...
-UNHEARD_RUN_PROBABILITY = 0.01
-# ... and they have less than this share of their expected speaking time before the end of the audio.
+# ... when the trailing run of such words has less than this share of its expected speaking time before the end.
 UNHEARD_SQUEEZE = 0.5
 UNHEARD_TAIL = True  # apply :func:`unheard_tail` (benchmarks switch it off to measure what it changes)
 
@@ -91,47 +89,35 @@ def unheard_tail(timings: Sequence[WordTiming], duration: float, settings: Chain
 
     :func:`~whisper_align.alignment.words.flag_past_end` catches words the path passes without a frame; but
     where a recording is cut short the path often hands its last frame or two to the first word that was never
-    said, and that word, with the words the path squeezes after it, escapes. The run flagged is the longest one
-    that :func:`_looks_unheard`: the decoder, reading audio that stops, does not expect its first word nor, on
-    the whole, the rest (a common word after a cut may keep a few percent), while the words before it are
-    recognised; and DTW squeezed it towards the end. A flagged word ends the audio with zero length, like the
-    words the path passes.
+    said, and that word, with the words the path squeezes after it, escapes. Two things mark such a run. The
+    decoder, reading audio that stops, does not expect these words: each has a mean token probability below
+    :data:`UNHEARD_PROBABILITY` (or is flagged already), while the words before it are recognised (their
+    alignment score is at least ``LOW_CONFIDENCE_SCORE``; where it is lower nothing is trusted). And the run is
+    squeezed: the time from its first word's start to the end of the audio is less than :data:`UNHEARD_SQUEEZE`
+    of the run's expected speaking time (the duration prior). A flagged word ends the audio with zero length,
+    like the words the path passes.
 
     It runs after :func:`lagging_tail` and may flag again what that took back: ``lagging_tail`` judges by the
     whole text's score, which a run of words the decoder does not expect drags down even when the words before
     them are recognised.
     """
     spoken = [k for k, w in enumerate(timings) if any(c.isalnum() for c in w.word)]
-    words = [timings[k] for k in spoken]
-    first = next((j for j in range(1, len(words)) if _looks_unheard(words[:j], words[j:], duration, settings)), None)
-    if first is None:
+    j = len(spoken)
+    while j > 0 and (timings[spoken[j - 1]].past_end or timings[spoken[j - 1]].probability < UNHEARD_PROBABILITY):
+        j -= 1
+    if j == 0 or j == len(spoken) or all(timings[k].past_end for k in spoken[j:]):
+        return 0
+    score = alignment_score([timings[k].probability for k in spoken[:j]])
+    run = [timings[k] for k in spoken[j:]]
+    if score is None or score < LOW_CONFIDENCE_SCORE:
+        return 0
+    if duration - run[0].start >= UNHEARD_SQUEEZE * _expected_seconds(run, settings):
         return 0
     count = 0
-    for word in timings[spoken[first] :]:
+    for word in timings[spoken[j] :]:
         count += not word.past_end and any(c.isalnum() for c in word.word)
         word.past_end, word.start, word.end = True, duration, duration
     return count
-
-
-def _looks_unheard(
-    before: Sequence[WordTiming], run: Sequence[WordTiming], duration: float, settings: ChainSettings
-) -> bool:
-    """Whether ``run``, the last words of a piece that ends the audio, looks like words the audio does not hold:
-    its first word has a mean token probability below :data:`UNHEARD_PROBABILITY` (or is flagged already), the
-    geometric mean of the run's probabilities is below :data:`UNHEARD_RUN_PROBABILITY`, the words ``before`` it
-    are recognised (their alignment score is at least ``LOW_CONFIDENCE_SCORE``; where it is lower nothing is
-    trusted), and the run is squeezed: from its first word's start to the end of the audio there is less than
-    :data:`UNHEARD_SQUEEZE` of the run's expected speaking time (the duration prior). A run flagged already
-    whole is left as it is."""
-    if all(w.past_end for w in run) or not (run[0].past_end or run[0].probability < UNHEARD_PROBABILITY):
-        return False
-    run_score = alignment_score([w.probability for w in run])
-    if run_score is None or run_score >= UNHEARD_RUN_PROBABILITY:
-        return False
-    score = alignment_score([w.probability for w in before])
-    if score is None or score < LOW_CONFIDENCE_SCORE:
-        return False
-    return duration - run[0].start < UNHEARD_SQUEEZE * _expected_seconds(run, settings)
 
 
 def refine_timings(
