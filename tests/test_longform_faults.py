@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from whisper_align.alignment.words import (
 )
 from whisper_align.checkpoints.tokenizers import get_tokenizer
 from whisper_align.cli import main
+from whisper_align.cli.engine_options import print_summary
 from whisper_align.errors import TranscriptError
 from whisper_align.frontend.audio import N_SAMPLES, SAMPLE_RATE, load_audio
 from whisper_align.results.manifest import load_manifest
@@ -35,6 +37,7 @@ from whisper_align.tasks.align import (
     clean_text,
     prepare_text,
 )
+from whisper_align.tasks.corpus import align_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = support.EVAL
@@ -306,3 +309,40 @@ def test_cli_prints_the_low_confidence_warning(model, capsys):
     err = capsys.readouterr().err
     assert "whisper-align: warning: the transcript may not match the audio" in err
     assert "LOW CONFIDENCE" in err
+
+
+@needs_eval
+def test_a_corpus_line_marks_the_words_a_cut_file_does_not_hold(model, tmp_path, capsys):
+    """``align --manifest`` on a file cut short (packed between two complete clips) writes ``"past_end": true``
+    on exactly the words it does not hold, as ``align`` flags them; the complete clips' lines carry no flag."""
+    utterances = load_manifest(TIMIT)
+    (cut_clip,) = [u for u in utterances if u.id == "timit_nltk_dr3-falk0_sx96"]
+    cut_index = 4
+    samples = load_audio(cut_clip.audio)[: int(cut_clip.words[cut_index][1] * SAMPLE_RATE)]
+    wav = tmp_path / "cut.wav"
+    with wave.open(str(wav), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(SAMPLE_RATE)
+        f.writeframes(np.clip(np.round(samples * 32768), -32768, 32767).astype("<i2").tobytes())
+    before, after = [u for u in utterances if u.id != cut_clip.id][:2]
+    entries = [
+        {"id": before.id, "audio": str(before.audio), "text": before.text},
+        {"id": "cut", "audio": str(wav), "text": cut_clip.text},
+        {"id": after.id, "audio": str(after.audio), "text": after.text},
+    ]
+    manifest = tmp_path / "corpus.jsonl"
+    manifest.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = align_corpus(model, manifest, tmp_path / "out.jsonl", progress=False)
+        alone = align(model, samples, cut_clip.text)
+    assert summary.cut_short == ["cut"]
+    assert print_summary(summary, "out.jsonl") == 0  # a warning, not a failure
+    assert "the audio ends before the transcript in 1 of the clips aligned (cut)" in capsys.readouterr().err
+    lines = {line["id"]: line["words"] for line in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
+    words = lines["cut"]
+    assert [w["word"].strip() for w in words] == cut_clip.text.split()
+    assert [i for i, w in enumerate(words) if w.get("past_end")] == list(range(cut_index, len(words)))
+    assert [w.past_end for w in alone.words] == [bool(w.get("past_end")) for w in words]
+    assert not any("past_end" in w for clip_id in (before.id, after.id) for w in lines[clip_id])

@@ -106,6 +106,15 @@ def print_summary(summary, out: str, verb: str = "aligned") -> int:  # noqa: ANN
             f'{out} hold an "error")',
             file=sys.stderr,
         )
+    if summary.cut_short:
+        shown = ", ".join(summary.cut_short[:MAX_FAILURES_SHOWN])
+        more = len(summary.cut_short) - MAX_FAILURES_SHOWN
+        print(
+            f"whisper-align: warning: the audio ends before the transcript in {len(summary.cut_short)} of the clips "
+            f"aligned ({shown}{f' and {more} more' if more > 0 else ''}); the words not heard are marked "
+            f'"past_end" in {out}',
+            file=sys.stderr,
+        )
     if summary.kept_errors:
         print(
             f"whisper-align: {summary.kept_errors} error lines of earlier runs kept (--no-retry-errors)",

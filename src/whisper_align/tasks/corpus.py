@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..alignment.words import AlignmentConfig, resolve_config
+from ..alignment.words import AlignmentConfig, WordTiming, resolve_config
 from ..checkpoints.tokenizers import get_tokenizer
 from ..errors import ManifestError, WhisperAlignError
 from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE, load_audio
@@ -67,13 +67,15 @@ class _Clip:
 
 @dataclass
 class CorpusSummary:
-    """What a corpus run did. ``failures`` lists this run's error lines as (id, message)."""
+    """What a corpus run did. ``failures`` lists this run's error lines as (id, message); ``cut_short`` the ids
+    of this run's clips whose audio ends before their transcript (words marked ``past_end``)."""
 
     aligned: int = 0
     skipped: int = 0  # already in the output (with words, or with an error kept because retry_errors=False)
     failed: int = 0
     kept_errors: int = 0  # error lines of an earlier run left in place (retry_errors=False)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    cut_short: list[str] = field(default_factory=list)
 
 
 class ClipResult(NamedTuple):
@@ -213,12 +215,18 @@ def error_line(clip_id: str, error: str) -> str:
     return json.dumps({"id": clip_id, "error": error}, ensure_ascii=False)
 
 
-def _words_line(clip_id: str, words: list) -> str:
-    """The output line of an aligned clip: ``{"id", "words"}``, times to the millisecond."""
-    rows = [
-        {"word": w.word, "start": round(w.start, 3), "end": round(w.end, 3), "probability": round(w.probability, 4)}
-        for w in words
-    ]
+def _words_line(clip_id: str, words: list[WordTiming]) -> str:
+    """The output line of an aligned clip: ``{"id", "words"}``, times to the millisecond. A word the audio ends
+    before carries ``"past_end": true`` (as in a result's JSON), so a truncated file is never read as heard."""
+    rows = []
+    for w in words:
+        row = {
+            "word": w.word,
+            "start": round(w.start, 3),
+            "end": round(w.end, 3),
+            "probability": round(w.probability, 4),
+        }
+        rows.append({**row, "past_end": True} if w.past_end else row)
     return json.dumps({"id": clip_id, "words": rows}, ensure_ascii=False)
 
 
@@ -326,7 +334,8 @@ def align_corpus(
     """Align every line of ``manifest`` ({"id", "audio", "text"}) and write the results to ``out`` (JSON lines).
 
     Lines: ``{"id", "words": [{"word", "start", "end", "probability"}]}`` with times in seconds from the start
-    of the clip, or ``{"id", "error"}`` (a malformed manifest line gets one too, under its id or ``line:<n>``).
+    of the clip (``"past_end": true`` on a word the audio ends before), or ``{"id", "error"}`` (a malformed
+    manifest line gets one too, under its id or ``line:<n>``).
     Ids already in ``out`` with words are skipped, so a rerun resumes, with the same words a single run gives;
     error lines are retried (unless ``retry_errors`` is False). ``realign=False`` keeps a packed clip the model
     barely hears packed (faster; its words then depend on its neighbours). The file ends with one line per id, in
@@ -373,6 +382,8 @@ def write_results(
             for result in results:
                 if result.error is None:
                     summary.aligned += 1
+                    if any(w.get("past_end") for w in json.loads(result.line).get("words", [])):
+                        summary.cut_short.append(result.id)
                 else:
                     summary.failed += 1
                     summary.failures.append((result.id, result.error))
