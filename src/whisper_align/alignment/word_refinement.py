@@ -39,9 +39,14 @@ class RefineInputs:
     text_given: bool = True
 
 
+def _spoken(word: WordTiming) -> bool:
+    """Whether a word is said at all: it has a letter or digit (punctuation-only words are not)."""
+    return any(c.isalnum() for c in word.word)
+
+
 def refinable(word: WordTiming) -> bool:
-    """Whether a word's boundaries are refined: it has a letter or digit and the audio did not end before it."""
-    return not word.past_end and any(c.isalnum() for c in word.word)
+    """Whether a word's boundaries are refined: it is :func:`_spoken` and the audio did not end before it."""
+    return not word.past_end and _spoken(word)
 
 
 _SETTINGS = ChainSettings()
@@ -64,17 +69,17 @@ def lagging_tail(timings: Sequence[WordTiming], duration: float, settings: Chain
     the expected length of all the words (the duration prior of the global decode, from their letters) than to
     that of the unflagged words alone.
     """
-    spoken = [w for w in timings if any(c.isalnum() for c in w.word)]
-    flagged = [w for w in spoken if w.past_end]
-    if not flagged or len(flagged) == len(spoken) or not any(w.probability > 0 for w in spoken):
+    said = [w for w in timings if _spoken(w)]
+    flagged = [w for w in said if w.past_end]
+    if not flagged or len(flagged) == len(said) or not any(w.probability > 0 for w in said):
         return False
-    score = alignment_score([w.probability for w in spoken])
+    score = alignment_score([w.probability for w in said])
     if score is None or score >= LOW_CONFIDENCE_SCORE:
         return False
 
-    span = duration - min(w.start for w in spoken)
-    everything = _expected_seconds(spoken, settings)
-    heard = _expected_seconds([w for w in spoken if not w.past_end], settings)
+    span = duration - min(w.start for w in said)
+    everything = _expected_seconds(said, settings)
+    heard = _expected_seconds([w for w in said if not w.past_end], settings)
     return span > 0 and np.log(everything / span) < 0.5 * np.log(everything / heard)
 
 
@@ -101,21 +106,21 @@ def unheard_tail(timings: Sequence[WordTiming], duration: float, settings: Chain
     whole text's score, which a run of words the decoder does not expect drags down even when the words before
     them are recognised.
     """
-    spoken = [k for k, w in enumerate(timings) if any(c.isalnum() for c in w.word)]
-    j = len(spoken)
-    while j > 0 and (timings[spoken[j - 1]].past_end or timings[spoken[j - 1]].probability < UNHEARD_PROBABILITY):
+    said = [k for k, w in enumerate(timings) if _spoken(w)]
+    j = len(said)
+    while j > 0 and (timings[said[j - 1]].past_end or timings[said[j - 1]].probability < UNHEARD_PROBABILITY):
         j -= 1
-    if j == 0 or j == len(spoken) or all(timings[k].past_end for k in spoken[j:]):
+    if j == 0 or j == len(said) or all(timings[k].past_end for k in said[j:]):
         return 0
-    score = alignment_score([timings[k].probability for k in spoken[:j]])
-    run = [timings[k] for k in spoken[j:]]
+    score = alignment_score([timings[k].probability for k in said[:j]])
     if score is None or score < LOW_CONFIDENCE_SCORE:
         return 0
+    run = [timings[k] for k in said[j:]]
     if duration - run[0].start >= UNHEARD_SQUEEZE * _expected_seconds(run, settings):
         return 0
     count = 0
-    for word in timings[spoken[j] :]:
-        count += not word.past_end and any(c.isalnum() for c in word.word)
+    for word in timings[said[j] :]:
+        count += refinable(word)  # a spoken word not flagged before
         word.past_end, word.start, word.end = True, duration, duration
     return count
 

@@ -382,6 +382,7 @@ def write_results(
             for result in results:
                 if result.error is None:
                     summary.aligned += 1
+                    # read from the line: it is all a result carries back from either engine
                     if any(w.get("past_end") for w in json.loads(result.line).get("words", [])):
                         summary.cut_short.append(result.id)
                 else:
