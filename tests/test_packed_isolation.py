@@ -129,3 +129,21 @@ def test_realign_false_keeps_barely_heard_clips_packed(tmp_path: Path, monkeypat
             align_corpus(model, support.write_manifest(folder / "m.jsonl", clips), out, progress=False, realign=realign)
         assert len(calls) == expected
         assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["c0", "c1", "c2"]
+
+
+@support.needs_eval
+def test_unpacked_clips_get_exactly_the_words_align_gives(tiny_en, tmp_path: Path) -> None:
+    """``--no-pack`` (``pack=False``) aligns each clip exactly as ``align`` does. It used to put each clip in a
+    one-clip packed window, whose region ends one position later (a partial last 20 ms): sx450's "ignored" then
+    started at 0.30 s instead of 0.29."""
+    by_id = {u.id: u for u in load_manifest(support.TIMIT)}
+    clips = [by_id["timit_nltk_dr4-maeb0_sx450"], by_id["timit_nltk_dr2-faem0_sx222"]]
+    out = tmp_path / "out.jsonl"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        align_corpus(tiny_en, support.write_manifest(tmp_path / "m.jsonl", clips), out, progress=False, pack=False)
+        alone = {u.id: align(tiny_en, u.audio, u.text).words for u in clips}
+    lines = {line["id"]: line["words"] for line in map(json.loads, out.read_text().splitlines())}
+    for clip in clips:
+        expected = [[w.word, w.start, w.end, round(w.probability, 4)] for w in alone[clip.id]]
+        assert [[w["word"], w["start"], w["end"], w["probability"]] for w in lines[clip.id]] == expected

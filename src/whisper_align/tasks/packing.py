@@ -70,13 +70,14 @@ class Window:
 
 def lay_out(clips: Iterable[C], pack: bool = True) -> Iterator[Window | C]:
     """Lay clips out in windows in their order, by their decoded lengths; a clip too long for one window comes
-    out alone (for long-form alignment). Without ``pack`` every clip gets a window of its own."""
+    out alone (for long-form alignment). Without ``pack`` every clip comes out alone, to be aligned exactly as
+    ``align`` aligns it."""
     window = Window()
     for clip in clips:
-        if len(clip.samples) > N_SAMPLES:
+        if not pack or len(clip.samples) > N_SAMPLES:
             yield clip
             continue
-        if window.clips and (not pack or not window.fits(len(clip.samples))):
+        if window.clips and not window.fits(len(clip.samples)):
             yield window
             window = Window()
         window.add(clip)
