@@ -85,7 +85,7 @@ def evaluate(
         with torch.inference_mode():
             features = model.embed_audio(window_mel(model, samples)[None])
         n_positions = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
-        ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
+        ((qk, probs, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)])
         for name, config in modes.items():
             words = words_of_piece(tokenizer, qk.float(), tokens, probs, config, 0.0)
             hyps[name][u.id] = (u.words, [(w.word, w.start, w.end) for w in words])

@@ -39,7 +39,7 @@ def signed_errors(model_name: str, set_name: str, limit: int | None, stride: int
         with torch.inference_mode():
             features = model.embed_audio(window_mel(model, samples)[None])
         n = max(1, len(samples) // N_SAMPLES_PER_TOKEN)
-        ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n)])
+        ((qk, probs, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n)])
         hyp = as_timed_words(
             [(w.word, w.start, w.end) for w in words_of_piece(tokenizer, qk, tokens, probs, config, 0)]
         )

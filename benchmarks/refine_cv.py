@@ -84,7 +84,7 @@ def single_words(model, test: list[Utterance]) -> dict[tuple[bool, bool], dict[s
         tokens = prepare_text(tokenizer, u.text)
         run = clip_pass(model, tokenizer, samples, tokens)
         qk, probs = run.qk, run.probs
-        inputs = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions)
+        inputs = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, text_ends=run.text_ends)
         duration = len(samples) / SAMPLE_RATE
         for refine, joint in SETTINGS:
             model.boundary_refiner.joint = joint

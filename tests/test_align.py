@@ -75,12 +75,18 @@ def test_conformance_mode_reproduces_openai_find_alignment(model, clips):
         with torch.inference_mode():
             features = model.embed_audio(window_mel(model, samples)[None])
         n = len(samples) // N_SAMPLES_PER_TOKEN
-        ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n)])
+        ((qk, probs, text_ends),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n)])
         ours = words_of_piece(tokenizer, qk, tokens, probs, raw, 0.0)
         assert [w.word for w in ours] == [t.word for t in theirs if t.word]
         for a, b in zip(ours, [t for t in theirs if t.word]):
             gaps.append(max(abs(a.start - b.start), abs(a.end - b.end)))
             assert a.probability == pytest.approx(b.probability, abs=1e-3)
+        # the probability of <|endoftext|> in each text token's place, over the text tokens and itself
+        prefix = list(tokenizer.sot_sequence_including_notimestamps)
+        with torch.no_grad():
+            logits = reference.logits(torch.tensor([prefix + tokens]), reference.embed_audio(mel[None, :, :3000]))
+        expected = logits[0, len(prefix) - 1 : -1, : tokenizer.eot + 1].softmax(-1)[:, tokenizer.eot]
+        assert text_ends == pytest.approx(expected.tolist(), abs=1e-4)
     assert np.mean(np.array(gaps) <= 0.02) >= 0.99
 
 

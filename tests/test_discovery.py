@@ -271,7 +271,7 @@ def test_capture_holds_every_head_and_matches_run_pieces(small_checkpoint: Path,
     )
     with torch.inference_mode():
         features = model.embed_audio(window_mel(model, samples)[None])
-    ((qk, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], False, heads=[(2, 1)])
+    ((qk, _, _),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], False, heads=[(2, 1)])
     torch.testing.assert_close(capture.scores[2 * 4 + 1].float(), qk[0], atol=2e-2, rtol=2e-3)
     # any head set's word times equal the aligner's own for those heads
     items = captures.items(CONFIG)

@@ -171,11 +171,20 @@ def test_audio_cut_short_warns_and_flags_the_unheard_words(model):
 @needs_eval
 @pytest.mark.parametrize(
     "clip_id, cut_index",
-    [("timit_nltk_dr4-falr0_sx245", 1), ("timit_nltk_dr3-falk0_sx96", 4), ("timit_nltk_dr4-maeb0_sx90", 5)],
+    [
+        ("timit_nltk_dr4-falr0_sx245", 1),
+        ("timit_nltk_dr3-falk0_sx96", 4),
+        ("timit_nltk_dr4-maeb0_sx90", 5),
+        # the decoder still expects the first unheard word ("we": 0.38) but would end the text in its place
+        ("timit_nltk_dr1-mcpm0_sx24", 3),
+        ("timit_nltk_dr3-falk0_sx6", 3),
+        ("timit_nltk_dr2-marc0_sx378", 2),
+    ],
 )
 def test_a_first_unheard_word_given_the_last_frames_is_flagged_too(model, clip_id, cut_index):
     """Cuts where DTW hands the last frames to the first word never said, so the path alone flags nothing:
-    ``unheard_tail`` (the decoder does not expect those words, and they are squeezed) flags exactly them."""
+    ``unheard_tail`` flags exactly them (the decoder does not expect those words and they are squeezed, or it
+    would end the text in place of the first; the last three cuts escaped before the second rule)."""
     (u,) = [u for u in load_manifest(TIMIT) if u.id == clip_id]
     samples = load_audio(u.audio)[: int(u.words[cut_index][1] * SAMPLE_RATE)]
     with warnings.catch_warnings(record=True) as caught:

@@ -52,8 +52,8 @@ def test_an_isolated_piece_reads_nothing_of_its_neighbours_stretch() -> None:
     lo, hi = 600 - pieces_module.ISOLATION_MARGIN, 900 + pieces_module.ISOLATION_MARGIN
     changed[:, lo:hi] = torch.randn(1, hi - lo, model.dims.n_audio_state)
     for isolate in (True, False):
-        (qk, probs), _ = run_pieces(model, tokenizer, features, pieces, isolate=isolate)
-        (qk2, probs2), _ = run_pieces(model, tokenizer, changed, pieces, isolate=isolate)
+        (qk, probs, _), _ = run_pieces(model, tokenizer, features, pieces, isolate=isolate)
+        (qk2, probs2, _), _ = run_pieces(model, tokenizer, changed, pieces, isolate=isolate)
         assert torch.equal(qk, qk2) == isolate and (probs == probs2) == isolate
 
 

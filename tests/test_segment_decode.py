@@ -11,7 +11,12 @@ import pytest
 from whisper_align.alignment.boundary_features import FEATURE_NAMES
 from whisper_align.alignment.refine import BoundaryModel, RefineParams, frame_tracks, refine_boundaries
 from whisper_align.alignment.segment_decode import Boundary, chain_marginals, decode_chain
-from whisper_align.alignment.word_refinement import UNHEARD_PROBABILITY, lagging_tail, unheard_tail
+from whisper_align.alignment.word_refinement import (
+    UNHEARD_PROBABILITY,
+    UNHEARD_TEXT_END,
+    lagging_tail,
+    unheard_tail,
+)
 from whisper_align.alignment.words import WordTiming
 from whisper_align.errors import RefineError
 
@@ -179,3 +184,47 @@ def test_an_unexpected_word_before_an_expected_last_word_is_not_flagged() -> Non
     words[-1].probability = 0.9
     assert unheard_tail(words, 2.5) == 0
     assert not any(w.past_end for w in words)
+
+
+def _ending_at(place: int, probability: float, n_tokens: int = 11) -> list[float]:
+    """Text-end probabilities of a _cut_clip's 11 tokens (one a word): ``probability`` in token ``place``'s place."""
+    ends = [UNHEARD_TEXT_END / 100] * n_tokens
+    ends[place] = probability
+    return ends
+
+
+def test_words_in_whose_place_the_decoder_ends_the_text_are_flagged_even_when_expected() -> None:
+    """A decoder that reads the audio as over would end the text in place of " wash": that word and the rest are
+    past the end, although the decoder expects them (probability 0.5: the rule on unexpected words keeps them)."""
+    words = _cut_clip(0.5, 0.06)
+    assert unheard_tail(words, 2.5) == 0
+    assert unheard_tail(words, 2.5, text_ends=_ending_at(7, 2 * UNHEARD_TEXT_END)) == 3
+    assert [w.past_end for w in words] == [False] * 7 + [True] * 4
+    assert all(w.start == w.end == 2.5 for w in words[7:]) and words[6].end == 2.3
+
+
+def test_an_ending_in_place_of_a_punctuation_mark_flags_the_words_after_it() -> None:
+    words = _cut_clip(0.5, 0.06)
+    assert unheard_tail(words, 2.5, text_ends=_ending_at(8, 2 * UNHEARD_TEXT_END)) == 2  # the comma's place
+    assert [w.past_end for w in words] == [False] * 9 + [True] * 2  # " wash" and its comma are heard
+
+
+@pytest.mark.parametrize(
+    "ends, why",
+    [
+        (_ending_at(7, UNHEARD_TEXT_END / 2), "the ending is not likely enough"),
+        (_ending_at(0, 0.9), "ending before the first word: nothing heard, nothing to trust"),
+        ([], "no text-end probabilities computed"),
+    ],
+)
+def test_a_tail_the_decoder_expects_and_would_not_end_before_is_left_alone(ends, why) -> None:
+    words = _cut_clip(0.5, 0.06)
+    assert unheard_tail(words, 2.5, text_ends=ends) == 0, why
+    assert not any(w.past_end for w in words)
+
+
+def test_the_earlier_of_the_two_runs_is_flagged() -> None:
+    """Unexpected and squeezed from " wash" on, but the text ends in place of " greasy": flagged from there."""
+    words = _cut_clip(UNHEARD_PROBABILITY / 10, 0.06)
+    assert unheard_tail(words, 2.5, text_ends=_ending_at(6, 2 * UNHEARD_TEXT_END)) == 4
+    assert [w.past_end for w in words] == [False] * 6 + [True] * 5

@@ -12,7 +12,7 @@ of a long recording or one clip of a packed window.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,13 +30,16 @@ class RefineInputs:
     end of the recording (a clip, or a long recording's last window), so the words flagged ``past_end`` there
     may be reconsidered (:func:`lagging_tail`) and extended (:func:`unheard_tail`); elsewhere words squeezed at the
     end belong to the next window. ``text_given``: the text is a given transcript (forced alignment), not the
-    decoder's own (transcription), so a word the decoder does not expect may be one the audio does not hold."""
+    decoder's own (transcription), so a word the decoder does not expect may be one the audio does not hold.
+    ``text_ends``: for each text token, the decoder's probability of ending the text in its place (empty when
+    not computed; see :func:`unheard_tail`)."""
 
     params: RefineParams
     mel: np.ndarray
     states: np.ndarray
     ends_audio: bool = True
     text_given: bool = True
+    text_ends: list[float] = field(default_factory=list)
 
 
 def _spoken(word: WordTiming) -> bool:
@@ -54,6 +57,8 @@ _SETTINGS = ChainSettings()
 UNHEARD_PROBABILITY = 0.003
 # ... when the trailing run of such words has less than this share of its expected speaking time before the end.
 UNHEARD_SQUEEZE = 0.5
+# A word in whose place the decoder ends the text with more than this probability is one the audio ends before.
+UNHEARD_TEXT_END = 0.2
 UNHEARD_TAIL = True  # apply :func:`unheard_tail` (benchmarks switch it off to measure what it changes)
 
 
@@ -88,41 +93,76 @@ def _expected_seconds(words: Sequence[WordTiming], settings: ChainSettings) -> f
     return sum(float(np.exp(expected_log_seconds(sum(c.isalnum() for c in w.word), settings))) for w in words)
 
 
-def unheard_tail(timings: Sequence[WordTiming], duration: float, settings: ChainSettings = _SETTINGS) -> int:
+def unheard_tail(
+    timings: Sequence[WordTiming],
+    duration: float,
+    settings: ChainSettings = _SETTINGS,
+    text_ends: Sequence[float] = (),
+) -> int:
     """Flag ``past_end`` on a trailing run of words that the audio most likely ends before although DTW gave
     them frames, in place; returns how many words it newly flagged.
 
     :func:`~whisper_align.alignment.words.flag_past_end` catches words the path passes without a frame; but
     where a recording is cut short the path often hands its last frame or two to the first word that was never
-    said, and that word, with the words the path squeezes after it, escapes. Two things mark such a run. The
-    decoder, reading audio that stops, does not expect these words: each has a mean token probability below
-    :data:`UNHEARD_PROBABILITY` (or is flagged already), while the words before it are recognised (their
-    alignment score is at least ``LOW_CONFIDENCE_SCORE``; where it is lower nothing is trusted). And the run is
-    squeezed: the time from its first word's start to the end of the audio is less than :data:`UNHEARD_SQUEEZE`
-    of the run's expected speaking time (the duration prior). A flagged word ends the audio with zero length,
-    like the words the path passes.
+    said, and that word, with the words the path squeezes after it, escapes. The decoder, reading audio that
+    stops, marks such a run in one of two ways, and the earlier run found is flagged:
 
-    It runs after :func:`lagging_tail` and may flag again what that took back: ``lagging_tail`` judges by the
-    whole text's score, which a run of words the decoder does not expect drags down even when the words before
-    them are recognised.
+    - it would end the text in place of the run's first word (or of the punctuation just before it): with
+      probability above :data:`UNHEARD_TEXT_END` (``text_ends``: per text token, see
+      :class:`~whisper_align.tasks.pieces.PieceScores`). Whisper learned to end its text where the speech ends;
+    - it does not expect the run's words (:func:`_unexpected_run`).
+
+    A flagged word ends the audio with zero length, like the words the path passes. It runs after
+    :func:`lagging_tail` and may flag again what that took back: ``lagging_tail`` judges by the whole text's
+    score, which a run of words the decoder does not expect drags down even when the words before them are
+    recognised.
     """
     said = [k for k, w in enumerate(timings) if _spoken(w)]
-    j = len(said)
-    while j > 0 and (timings[said[j - 1]].past_end or timings[said[j - 1]].probability < UNHEARD_PROBABILITY):
-        j -= 1
-    if j == 0 or j == len(said) or all(timings[k].past_end for k in said[j:]):
-        return 0
-    score = alignment_score([timings[k].probability for k in said[:j]])
-    if score is None or score < LOW_CONFIDENCE_SCORE:
-        return 0
-    run = [timings[k] for k in said[j:]]
-    if duration - run[0].start >= UNHEARD_SQUEEZE * _expected_seconds(run, settings):
+    runs = [j for j in (_text_ended(timings, said, text_ends), _unexpected_run(timings, said, duration, settings)) if j]
+    if not runs or all(timings[k].past_end for k in said[min(runs) :]):
         return 0
     count = 0
-    for word in timings[said[j] :]:
+    for word in timings[said[min(runs)] :]:
         count += refinable(word)  # a spoken word not flagged before
         word.past_end, word.start, word.end = True, duration, duration
     return count
+
+
+def _text_ended(timings: Sequence[WordTiming], said: list[int], text_ends: Sequence[float]) -> int | None:
+    """Index in ``said`` of the first spoken word after the first in whose place, or in the place of the
+    punctuation just before it, the decoder ends the text with probability above :data:`UNHEARD_TEXT_END`."""
+    if not text_ends:
+        return None
+    first_token = np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])])
+    for j in range(1, len(said)):
+        places = [int(first_token[k]) for k in range(said[j - 1] + 1, said[j] + 1)]
+        if max(text_ends[t] for t in places if t < len(text_ends)) > UNHEARD_TEXT_END:
+            return j
+    return None
+
+
+def _unexpected_run(
+    timings: Sequence[WordTiming], said: list[int], duration: float, settings: ChainSettings
+) -> int | None:
+    """Index in ``said`` where a trailing run of words the decoder does not expect starts, if it is squeezed.
+
+    Each word of the run has a mean token probability below :data:`UNHEARD_PROBABILITY` (or is flagged
+    already), while the words before it are recognised (their alignment score is at least
+    ``LOW_CONFIDENCE_SCORE``; where it is lower nothing is trusted). And the run is squeezed: the time from its
+    first word's start to the end of the audio is less than :data:`UNHEARD_SQUEEZE` of the run's expected
+    speaking time (the duration prior)."""
+    j = len(said)
+    while j > 0 and (timings[said[j - 1]].past_end or timings[said[j - 1]].probability < UNHEARD_PROBABILITY):
+        j -= 1
+    if j == 0 or j == len(said):
+        return None
+    score = alignment_score([timings[k].probability for k in said[:j]])
+    if score is None or score < LOW_CONFIDENCE_SCORE:
+        return None
+    run = [timings[k] for k in said[j:]]
+    if duration - run[0].start >= UNHEARD_SQUEEZE * _expected_seconds(run, settings):
+        return None
+    return j
 
 
 def refine_timings(
@@ -144,7 +184,7 @@ def refine_timings(
         for word in timings:  # heard after all: the global decode places them like the others
             word.past_end = False
     if inputs.ends_audio and inputs.text_given and UNHEARD_TAIL:  # after it: see unheard_tail
-        unheard_tail(timings, end)
+        unheard_tail(timings, end, text_ends=inputs.text_ends)
     chosen = [k for k, w in enumerate(timings) if refinable(w)]
     if not chosen:
         return

@@ -189,7 +189,7 @@ def align_window(
     """Encode one window of up to 30 s and align ``tokens`` against all of its real audio
     (``merge``: see :func:`words_of_piece`; ``ends_audio``: the window holds the end of the recording)."""
     run = clip_pass(model, tokenizer, chunk, tokens, probabilities)
-    refine = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, ends_audio)
+    refine = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, ends_audio, text_ends=run.text_ends)
     return words_of_piece(tokenizer, run.qk.float().cpu(), tokens, run.probs, config, time_offset, merge, refine)
 
 

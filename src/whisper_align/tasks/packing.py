@@ -108,9 +108,9 @@ def align_packed_window(
         pieces.append(Piece(0, clip.tokens, first, min(last, features.shape[1])))
     results = run_pieces(model, tokenizer, features, pieces, probabilities, isolate=ISOLATE_CLIPS)
     out = []
-    for clip, start, piece, (qk, probs) in zip(window.clips, window.starts, pieces, results):
+    for clip, start, piece, (qk, probs, ends) in zip(window.clips, window.starts, pieces, results):
         offset = (piece.first * N_SAMPLES_PER_TOKEN - start) / SAMPLE_RATE  # region start, relative to the clip
-        refine = refine_inputs(model, mel, features[0], piece.first, piece.last)
+        refine = refine_inputs(model, mel, features[0], piece.first, piece.last, text_ends=ends)
         words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset, refine=refine)
         if realign and len(window.clips) > 1 and barely_heard(words, probabilities):
             out.append(align_long(model, tokenizer, clip.samples, clip.tokens, config, probabilities))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -47,6 +48,17 @@ class Piece:
     last: int
 
 
+class PieceScores(NamedTuple):
+    """What the decoder pass gives one piece. ``qk``: the heads' scores (heads, rows, positions of its region).
+    ``probs``: each text token's probability, over the text tokens. ``text_ends``: for each text token, the
+    probability that the text ends there instead (``<|endoftext|>`` in its place, over the text tokens and
+    ``<|endoftext|>``): high where the decoder reads the audio as over. Both empty without probabilities."""
+
+    qk: Tensor
+    probs: list[float]
+    text_ends: list[float]
+
+
 def window_mel(model: Whisper, audio: np.ndarray) -> Tensor:
     """Log-mel of up to 30 s of audio, padded to the 3000 frames the encoder takes."""
     mel = log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES), n_mels=model.dims.n_mels)
@@ -75,17 +87,18 @@ def run_pieces(
     probabilities: bool = True,
     heads: Sequence[tuple[int, int]] | None = None,
     isolate: bool = False,
-) -> list[tuple[Tensor, list[float]]]:
+) -> list[PieceScores]:
     """Decoder pass over ``pieces`` against encoded windows ``audio_features`` (W, S, D).
 
     Returns, per piece, the scores of ``heads`` (default: the alignment heads; in sorted (layer, head) order)
     as (heads, tokens, positions of its region) for the rows [sot sequence..., no_timestamps, text..., eot],
-    and the probability of each text token (empty if not asked). Head discovery passes every head here.
+    and each text token's probability and probability of ending the text instead (:class:`PieceScores`; empty
+    if not asked). Head discovery passes every head here.
     With ``isolate`` each piece's decoder reads only its own region of the audio (see :func:`isolation_mask`).
     """
     by_layer, order = _head_order(model, heads)
     prefix = list(tokenizer.sot_sequence_including_notimestamps)
-    results: list[tuple[Tensor, list[float]] | None] = [None] * len(pieces)
+    results: list[PieceScores | None] = [None] * len(pieces)
     for w in sorted({p.window for p in pieces}):
         members = [i for i, p in enumerate(pieces) if p.window == w]
         seqs = [prefix + pieces[i].tokens + [tokenizer.eot] for i in members]
@@ -116,11 +129,14 @@ def run_pieces(
         for b, i in enumerate(members):
             piece, n_text = pieces[i], len(pieces[i].tokens)
             probs: list[float] = []
+            ends: list[float] = []
             if logits is not None:
-                p = logits[row : row + n_text, : tokenizer.eot].float().softmax(dim=-1)
+                rows = logits[row : row + n_text, : tokenizer.eot + 1].float()
+                p = rows[:, : tokenizer.eot].softmax(dim=-1)
                 probs = p[torch.arange(n_text), torch.tensor(piece.tokens)].tolist()
+                ends = rows.softmax(dim=-1)[:, tokenizer.eot].tolist()
                 row += n_text
-            results[i] = (qk[b, :, : len(seqs[b]), piece.first : piece.last], probs)
+            results[i] = PieceScores(qk[b, :, : len(seqs[b]), piece.first : piece.last], probs, ends)
     return results  # type: ignore[return-value]
 
 
@@ -135,10 +151,11 @@ def _text_predictions(n_prefix: int, n_texts: list[int], width: int) -> Tensor:
 
 def _text_projection(model: Whisper, tokenizer: Tokenizer) -> Callable[[Tensor], Tensor] | None:
     """The vocabulary projection limited to the text tokens (those before ``<|endoftext|>``), which is all a
-    text token's probability is normalised over; ``None`` (the model's own) for a replaced output layer."""
+    text token's probability is normalised over, and ``<|endoftext|>`` itself; ``None`` (the model's own) for a
+    replaced output layer."""
     if model.decoder.output is not None:
         return None
-    return lambda x: x @ model.decoder.vocabulary_projection(x.dtype)[:, : tokenizer.eot]
+    return lambda x: x @ model.decoder.vocabulary_projection(x.dtype)[:, : tokenizer.eot + 1]
 
 
 ISOLATION_MARGIN = 5  # positions either side of a piece's region its decoder may also read (100 ms)
@@ -165,13 +182,14 @@ def isolation_mask(pieces: Sequence[Piece], n_positions: int) -> Tensor:
 class ClipPass:
     """One clip of up to 30 s through the model: its window's log-mel (n_mels x 3000 frames), the encoded window
     (1 x 1500 positions x D), and for its text over its ``n_positions`` real positions the heads' scores and the
-    tokens' probabilities (as :func:`run_pieces` returns them for one piece)."""
+    tokens' probabilities and text ends (as :func:`run_pieces` returns them for one piece)."""
 
     mel: Tensor
     features: Tensor
     qk: Tensor
     probs: list[float]
     n_positions: int
+    text_ends: list[float]
 
 
 def clip_pass(
@@ -188,8 +206,10 @@ def clip_pass(
     with torch.inference_mode():
         mel = window_mel(model, samples)
         features = model.embed_audio(mel[None].to(model.device))
-    ((qk, probs),) = run_pieces(model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities, heads)
-    return ClipPass(mel, features, qk, probs, n_positions)
+    ((qk, probs, ends),) = run_pieces(
+        model, tokenizer, features, [Piece(0, tokens, 0, n_positions)], probabilities, heads
+    )
+    return ClipPass(mel, features, qk, probs, n_positions, ends)
 
 
 def refine_inputs(
@@ -200,17 +220,19 @@ def refine_inputs(
     last: int,
     ends_audio: bool = True,
     text_given: bool = True,
+    text_ends: Sequence[float] = (),
 ) -> RefineInputs | None:
     """What the model's boundary refinement needs for the region [first, last) (20 ms positions) of one
     encoded window: that region's log-mel frames (``mel``: the window's, n_mels x frames) and encoder states
     (``audio_features``: the window's, positions x D). ``None`` when the model has no refinement.
-    ``ends_audio`` and ``text_given``: see :class:`~whisper_align.alignment.word_refinement.RefineInputs`."""
+    ``ends_audio``, ``text_given`` and ``text_ends`` (:class:`PieceScores`): see
+    :class:`~whisper_align.alignment.word_refinement.RefineInputs`."""
     params = model.boundary_refiner
     if params is None:
         return None
     region_mel = mel[:, 2 * first : 2 * last].float().cpu().numpy()
     states = audio_features[first:last].float().cpu().numpy()
-    return RefineInputs(params, region_mel, states, ends_audio, text_given)
+    return RefineInputs(params, region_mel, states, ends_audio, text_given, list(text_ends))
 
 
 def piece_matrix(tokenizer: Tokenizer, qk: Tensor, config: AlignmentConfig) -> Tensor:
