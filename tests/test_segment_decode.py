@@ -210,15 +210,16 @@ def test_an_ending_in_place_of_a_punctuation_mark_flags_the_words_after_it() -> 
 
 
 @pytest.mark.parametrize(
-    "ends, why",
+    "tail_seconds, ends, why",
     [
-        (_ending_at(7, UNHEARD_TEXT_END / 2), "the ending is not likely enough"),
-        (_ending_at(0, 0.9), "ending before the first word: nothing heard, nothing to trust"),
-        ([], "no text-end probabilities computed"),
+        (0.06, _ending_at(7, UNHEARD_TEXT_END / 2), "the ending is not likely enough"),
+        (0.06, _ending_at(0, 0.9), "ending before the first word: nothing heard, nothing to trust"),
+        (0.06, [], "no text-end probabilities computed"),
+        (0.9, _ending_at(7, 2 * UNHEARD_TEXT_END), "the words have their speaking time: heard"),
     ],
 )
-def test_a_tail_the_decoder_expects_and_would_not_end_before_is_left_alone(ends, why) -> None:
-    words = _cut_clip(0.5, 0.06)
+def test_a_tail_the_decoder_expects_and_would_not_end_before_is_left_alone(tail_seconds, ends, why) -> None:
+    words = _cut_clip(0.5, tail_seconds)
     assert unheard_tail(words, 2.5, text_ends=ends) == 0, why
     assert not any(w.past_end for w in words)
 

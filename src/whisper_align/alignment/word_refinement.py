@@ -109,7 +109,8 @@ def unheard_tail(
 
     - it would end the text in place of the run's first word (or of the punctuation just before it): with
       probability above :data:`UNHEARD_TEXT_END` (``text_ends``: per text token, see
-      :class:`~whisper_align.tasks.pieces.PieceScores`). Whisper learned to end its text where the speech ends;
+      :class:`~whisper_align.tasks.pieces.PieceScores`), and the run has less time before the end of the audio
+      than its expected speaking time (the duration prior). Whisper learned to end its text where speech ends;
     - it does not expect the run's words (:func:`_unexpected_run`).
 
     A flagged word ends the audio with zero length, like the words the path passes. It runs after
@@ -118,7 +119,8 @@ def unheard_tail(
     recognised.
     """
     said = [k for k, w in enumerate(timings) if _spoken(w)]
-    runs = [j for j in (_text_ended(timings, said, text_ends), _unexpected_run(timings, said, duration, settings)) if j]
+    ended = _text_ended(timings, said, text_ends, duration, settings)
+    runs = [j for j in (ended, _unexpected_run(timings, said, duration, settings)) if j]
     if not runs or all(timings[k].past_end for k in said[min(runs) :]):
         return 0
     count = 0
@@ -128,16 +130,24 @@ def unheard_tail(
     return count
 
 
-def _text_ended(timings: Sequence[WordTiming], said: list[int], text_ends: Sequence[float]) -> int | None:
+def _text_ended(
+    timings: Sequence[WordTiming],
+    said: list[int],
+    text_ends: Sequence[float],
+    duration: float,
+    settings: ChainSettings,
+) -> int | None:
     """Index in ``said`` of the first spoken word after the first in whose place, or in the place of the
-    punctuation just before it, the decoder ends the text with probability above :data:`UNHEARD_TEXT_END`."""
+    punctuation just before it, the decoder ends the text with probability above :data:`UNHEARD_TEXT_END`, if
+    the run from it is squeezed (less time before the end than its expected speaking time)."""
     if not text_ends:
         return None
     first_token = np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])])
     for j in range(1, len(said)):
         places = [int(first_token[k]) for k in range(said[j - 1] + 1, said[j] + 1)]
         if max(text_ends[t] for t in places if t < len(text_ends)) > UNHEARD_TEXT_END:
-            return j
+            run = [timings[k] for k in said[j:]]
+            return j if duration - run[0].start < _expected_seconds(run, settings) else None
     return None
 
 
