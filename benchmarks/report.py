@@ -485,6 +485,21 @@ def refine_cv(data: Json) -> str:
     return markdown(header, rows, left=3)
 
 
+def robustness(data: Json) -> str:
+    """robustness.json: mean boundary error and the share within 50 ms of each method on degraded audio (noise,
+    reverberation, telephone band, faster speech), the refinement fitted on clean clips of other speakers."""
+    first = next(iter(next(iter(next(iter(data["metrics"].values())).values())).values()))
+    methods = list(first)
+    header = ["model", "set", "audio", *(f"{method}: mean ms / ≤50 ms" for method in methods)]
+    rows = []
+    for model, sets in data["metrics"].items():
+        for set_name, conditions in sets.items():
+            for condition, by_method in conditions.items():
+                cells = [f"{ms(by_method[m]['mean_ms'])} / {pct(by_method[m]['within_50ms'])}" for m in methods]
+                rows.append([model, set_name, condition, *cells])
+    return markdown(header, rows, left=3)
+
+
 def gpu_check(data: Json) -> str:
     """gpu_check.json: word times and text on the GPU against the CPU, and the heads buffer's moves."""
     rows = [
@@ -537,6 +552,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "packing_orders": packing_orders,
     "char_forcing": char_forcing,
     "cut_recordings": cut_recordings,
+    "robustness": robustness,
     "whole_process": whole_process,
     "whole_process_busy": whole_process,
 }
