@@ -74,24 +74,30 @@ def packed_words(model, test: list[Utterance], config: AlignmentConfig) -> dict[
     return {clip: [(w["word"], w["start"], w["end"]) for w in rows] for clip, rows in words.items()}
 
 
+def clip_words(model, tokenizer, samples, text: str, settings) -> dict[tuple[bool, bool], list]:  # noqa: ANN001
+    """{(refine, joint): [(word, start, end)]} for one clip, one clip per window as ``align`` gives them, with one
+    encoder and decoder pass serving every setting."""
+    tokens = prepare_text(tokenizer, text)
+    run = clip_pass(model, tokenizer, samples, tokens)
+    inputs = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, text_ends=run.text_ends)
+    duration = len(samples) / SAMPLE_RATE
+    out = {}
+    for refine, joint in settings:
+        model.boundary_refiner.joint = joint
+        config = resolve_config(AlignmentConfig(refine=refine), model.alignment_time_shift)
+        words = words_of_piece(tokenizer, run.qk.float(), tokens, run.probs, config, 0.0, refine=inputs)
+        widen_empty_words(enforce_monotone(words, duration), config.min_word_duration, 0.0, duration)
+        out[refine, joint] = [(w.word, round(w.start, 3), round(w.end, 3)) for w in words]  # as align() does
+    return out
+
+
 def single_words(model, test: list[Utterance]) -> dict[tuple[bool, bool], dict[str, list]]:  # noqa: ANN001
-    """{(refine, joint): {id: [(word, start, end)]}} one clip per window, as ``align`` does for a clip, with one
-    encoder and decoder pass per clip serving every setting."""
+    """{(refine, joint): {id: [(word, start, end)]}} one clip per window (:func:`clip_words`)."""
     tokenizer = get_tokenizer(model)
     out: dict[tuple[bool, bool], dict[str, list]] = {setting: {} for setting in SETTINGS}
     for u in test:
-        samples = load_audio(u.audio)
-        tokens = prepare_text(tokenizer, u.text)
-        run = clip_pass(model, tokenizer, samples, tokens)
-        qk, probs = run.qk, run.probs
-        inputs = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, text_ends=run.text_ends)
-        duration = len(samples) / SAMPLE_RATE
-        for refine, joint in SETTINGS:
-            model.boundary_refiner.joint = joint
-            config = resolve_config(AlignmentConfig(refine=refine), model.alignment_time_shift)
-            words = words_of_piece(tokenizer, qk.float(), tokens, probs, config, 0.0, refine=inputs)
-            widen_empty_words(enforce_monotone(words, duration), config.min_word_duration, 0.0, duration)
-            out[refine, joint][u.id] = [(w.word, round(w.start, 3), round(w.end, 3)) for w in words]  # as align() does
+        for setting, words in clip_words(model, tokenizer, load_audio(u.audio), u.text, SETTINGS).items():
+            out[setting][u.id] = words
     return out
 
 

@@ -37,9 +37,9 @@ from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
-from refine_cv import folds, mean_ms  # noqa: E402
+from refine_cv import clip_words, folds, mean_ms  # noqa: E402
 from whisper_align.alignment.refine import fit  # noqa: E402
-from whisper_align.alignment.words import AlignmentConfig, resolve_config, widen_empty_words  # noqa: E402
+from whisper_align.alignment.words import AlignmentConfig, resolve_config  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
@@ -47,11 +47,6 @@ from whisper_align.results.evaluation import score  # noqa: E402
 from whisper_align.results.manifest import Utterance  # noqa: E402
 from whisper_align.tasks.align import (  # noqa: E402
     align,
-    clip_pass,
-    enforce_monotone,
-    prepare_text,
-    refine_inputs,
-    words_of_piece,
 )
 from whisper_align.tasks.refiner_fit import DEFAULT_RADIUS, labelled_clip  # noqa: E402
 
@@ -111,22 +106,6 @@ CONDITIONS: dict[str, tuple[Callable | None, float]] = {  # name -> (degradation
 }
 
 
-def default_words(model, tokenizer, samples: np.ndarray, text: str) -> dict[bool, list]:  # noqa: ANN001
-    """{refine: [(word, start, end)]} of the default path (as ``align`` gives them), one encoder and decoder pass
-    shared by both settings."""
-    tokens = prepare_text(tokenizer, text)
-    run = clip_pass(model, tokenizer, samples, tokens)
-    inputs = refine_inputs(model, run.mel, run.features[0], 0, run.n_positions, text_ends=run.text_ends)
-    duration = len(samples) / SAMPLE_RATE
-    out = {}
-    for refine in (False, True):
-        config = resolve_config(AlignmentConfig(refine=refine), model.alignment_time_shift)
-        words = words_of_piece(tokenizer, run.qk.float(), tokens, run.probs, config, 0.0, refine=inputs)
-        widen_empty_words(enforce_monotone(words, duration), config.min_word_duration, 0.0, duration)
-        out[refine] = [(w.word, w.start, w.end) for w in words]
-    return out
-
-
 def score_test(model, tokenizer, test: list[Utterance]) -> dict[str, dict[str, dict]]:  # noqa: ANN001
     """{condition: {row: {id: (reference, hypothesis)}}} over ``test``."""
     clean = {u.id: load_audio(u.audio) for u in test}
@@ -137,8 +116,8 @@ def score_test(model, tokenizer, test: list[Utterance]) -> dict[str, dict[str, d
             samples = clean[u.id] if degrade is None else degrade(clean[u.id], u.id, others)
             reference = [(w, s * factor, e * factor) for w, s, e in u.words or []]
             conformance = align(model, samples, u.text, config=AlignmentConfig(mode="conformance")).words
-            words = default_words(model, tokenizer, samples, u.text)
-            hyps = ([(w.word, w.start, w.end) for w in conformance], words[False], words[True])
+            words = clip_words(model, tokenizer, samples, u.text, [(False, True), (True, True)])
+            hyps = ([(w.word, w.start, w.end) for w in conformance], words[False, True], words[True, True])
             for row, hyp in zip(ROWS, hyps):
                 out[condition][row][u.id] = (reference, hyp)
     return out
