@@ -114,23 +114,29 @@ def score_fold(model, test: list[Utterance]) -> dict[str, dict]:  # noqa: ANN001
     return out
 
 
+def fit_on(model, fit_part: list[Utterance], clips: dict[str, object]) -> None:  # noqa: ANN001
+    """Give ``model`` a refinement fitted on ``fit_part`` as ``fit_refiner`` fits one: each fitting clip aligned
+    once, unrefined (kept in ``clips`` by id, for the next fold), then ``refine.fit``."""
+    model.boundary_refiner = None
+    config = resolve_config(AlignmentConfig(refine=False), model.alignment_time_shift)
+    tokenizer = get_tokenizer(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for u in fit_part:
+            if u.id not in clips:
+                clips[u.id] = labelled_clip(model, tokenizer, u, config)
+        model.boundary_refiner = fit([clips[u.id] for u in fit_part], radius=DEFAULT_RADIUS)  # type: ignore[misc]
+
+
 def run_model(name: str, limit: int | None) -> dict[str, dict[str, Metrics]]:
     """Fit (as ``fit_refiner`` does: each fitting clip aligned once, unrefined, then ``refine.fit``) and score
     every fold."""
     model = load_model(name)
-    model.boundary_refiner = None
-    config = resolve_config(AlignmentConfig(refine=False), model.alignment_time_shift)
-    tokenizer = get_tokenizer(model)
     clips: dict[str, object] = {}  # id -> LabelledClip, shared by the folds
     pairs: dict[str, dict[str, dict]] = {}
     for set_name, fit_part, test in folds(limit):
         started = time.time()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for u in fit_part:
-                if u.id not in clips:
-                    clips[u.id] = labelled_clip(model, tokenizer, u, config)
-            model.boundary_refiner = fit([clips[u.id] for u in fit_part], radius=DEFAULT_RADIUS)  # type: ignore[misc]
+        fit_on(model, fit_part, clips)
         for row, hyps in score_fold(model, test).items():
             pairs.setdefault(set_name, {}).setdefault(row, {}).update(hyps)
         print(

@@ -37,9 +37,8 @@ from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_json  # noqa: E402
-from refine_cv import clip_words, folds, mean_ms  # noqa: E402
-from whisper_align.alignment.refine import fit  # noqa: E402
-from whisper_align.alignment.words import AlignmentConfig, resolve_config  # noqa: E402
+from refine_cv import clip_words, fit_on, folds, mean_ms  # noqa: E402
+from whisper_align.alignment.words import AlignmentConfig  # noqa: E402
 from whisper_align.checkpoints import load_model  # noqa: E402
 from whisper_align.checkpoints.tokenizers import get_tokenizer  # noqa: E402
 from whisper_align.frontend.audio import SAMPLE_RATE, load_audio  # noqa: E402
@@ -48,7 +47,6 @@ from whisper_align.results.manifest import Utterance  # noqa: E402
 from whisper_align.tasks.align import (  # noqa: E402
     align,
 )
-from whisper_align.tasks.refiner_fit import DEFAULT_RADIUS, labelled_clip  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "robustness.json"
 ROWS = ("openai-whisper's method (conformance)", "default without refinement", "default")
@@ -126,8 +124,6 @@ def score_test(model, tokenizer, test: list[Utterance]) -> dict[str, dict[str, d
 def run_model(name: str, limit: int | None) -> dict:
     """Fit on each fold's clean clips (as ``fit_refiner`` does) and score its test clips under every condition."""
     model = load_model(name)
-    model.boundary_refiner = None
-    config = resolve_config(AlignmentConfig(refine=False), model.alignment_time_shift)
     tokenizer = get_tokenizer(model)
     clips: dict[str, object] = {}
     pairs: dict[str, dict[str, dict[str, dict]]] = {}
@@ -135,12 +131,9 @@ def run_model(name: str, limit: int | None) -> dict:
         test = test[1::2] if set_name == "festival" else test  # festival 1, 7, 13, ...
         fit_part, test = fit_part[:limit], test[:limit]
         started = time.time()
+        fit_on(model, fit_part, clips)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for u in fit_part:
-                if u.id not in clips:
-                    clips[u.id] = labelled_clip(model, tokenizer, u, config)
-            model.boundary_refiner = fit([clips[u.id] for u in fit_part], radius=DEFAULT_RADIUS)  # type: ignore[misc]
             scored = score_test(model, tokenizer, test)
         for condition, rows in scored.items():
             for row, hyps in rows.items():
