@@ -82,10 +82,17 @@ def lagging_tail(timings: Sequence[WordTiming], duration: float, settings: Chain
     if score is None or score >= LOW_CONFIDENCE_SCORE:
         return False
 
+    return _fits_every_word(said, [w for w in said if not w.past_end], duration, settings)
+
+
+def _fits_every_word(
+    said: Sequence[WordTiming], heard: Sequence[WordTiming], duration: float, settings: ChainSettings
+) -> bool:
+    """Whether the time from the first word's start to the end of the audio is closer, on a log scale, to the
+    expected speaking time of all the words ``said`` than to that of the ``heard`` ones alone."""
     span = duration - min(w.start for w in said)
     everything = _expected_seconds(said, settings)
-    heard = _expected_seconds([w for w in said if not w.past_end], settings)
-    return span > 0 and np.log(everything / span) < 0.5 * np.log(everything / heard)
+    return span > 0 and np.log(everything / span) < 0.5 * np.log(everything / _expected_seconds(heard, settings))
 
 
 def _expected_seconds(words: Sequence[WordTiming], settings: ChainSettings) -> float:
@@ -111,6 +118,8 @@ def unheard_tail(
       probability above :data:`UNHEARD_TEXT_END` (``text_ends``: per text token, see
       :class:`~whisper_align.tasks.pieces.PieceScores`), and the run has less time before the end of the audio
       than its expected speaking time (the duration prior). Whisper learned to end its text where speech ends;
+      but on a clip it barely recognises (alignment score below ``LOW_CONFIDENCE_SCORE``) whose length fits all
+      of its words (as in :func:`lagging_tail`), that is taken for confusion, not an ending;
     - it does not expect the run's words (:func:`_unexpected_run`).
 
     A flagged word ends the audio with zero length, like the words the path passes. It runs after
@@ -146,8 +155,12 @@ def _text_ended(
     for j in range(1, len(said)):
         places = [int(first_token[k]) for k in range(said[j - 1] + 1, said[j] + 1)]
         if max(text_ends[t] for t in places if t < len(text_ends)) > UNHEARD_TEXT_END:
-            run = [timings[k] for k in said[j:]]
-            return j if duration - run[0].start < _expected_seconds(run, settings) else None
+            run, words = [timings[k] for k in said[j:]], [timings[k] for k in said]
+            if duration - run[0].start >= _expected_seconds(run, settings):
+                return None
+            score = alignment_score([w.probability for w in words])
+            lagging = score is not None and score < LOW_CONFIDENCE_SCORE
+            return None if lagging and _fits_every_word(words, words[:j], duration, settings) else j
     return None
 
 
