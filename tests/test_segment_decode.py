@@ -229,3 +229,11 @@ def test_the_earlier_of_the_two_runs_is_flagged() -> None:
     words = _cut_clip(UNHEARD_PROBABILITY / 10, 0.06)
     assert unheard_tail(words, 2.5, text_ends=_ending_at(6, 2 * UNHEARD_TEXT_END)) == 4
     assert [w.past_end for w in words] == [False] * 6 + [True] * 5
+
+
+def test_a_barely_heard_clip_that_fits_all_its_words_is_not_taken_as_ended() -> None:
+    """The same text end on a clip the decoder barely recognises, whose 2.3 s of speech fit all eleven words
+    (a lagging path, as lagging_tail judges), is confusion: nothing flagged. Recognised, it is a cut."""
+    ends = _ending_at(7, 2 * UNHEARD_TEXT_END)
+    assert unheard_tail(_cut_clip(0.5, 0.06, heard_probability=0.005), 2.5, text_ends=ends) == 0
+    assert unheard_tail(_cut_clip(0.5, 0.06, heard_probability=0.8), 2.5, text_ends=ends) == 3

@@ -148,7 +148,8 @@ def _text_ended(
 ) -> int | None:
     """Index in ``said`` of the first spoken word after the first in whose place, or in the place of the
     punctuation just before it, the decoder ends the text with probability above :data:`UNHEARD_TEXT_END`, if
-    the run from it is squeezed (less time before the end than its expected speaking time)."""
+    the run from it is squeezed (less time before the end than its expected speaking time) and the clip is not
+    a barely recognised one whose length fits all its words (see :func:`unheard_tail`)."""
     if not text_ends:
         return None
     first_token = np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])])
