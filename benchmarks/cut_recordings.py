@@ -17,6 +17,7 @@ Writes benchmarks/results/cut_recordings.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, manifest, write_json  # noqa: E402
 
 CUTS = (0.3, 0.6, 0.85)
+RESULT = Path(__file__).resolve().parent / "results" / "cut_recordings.json"
 
 
 def clip_versions(utterance, load_audio, sample_rate: int):  # noqa: ANN001, ANN201
@@ -88,16 +90,17 @@ def main() -> None:
         "festival": load_manifest(manifest("festival"))[1 :: args.every],
     }
     sets = {name: [u for u in us if len(u.text.split()) == len(u.words)] for name, us in sets.items()}
-    results: dict = {}
-    for name in args.models:
+    for name in args.models:  # each model written as soon as it is done, beside the others' last results
         model = load_model(name)
+        rows: dict = {}
         for set_name, utterances in sets.items():
             for rule in (False, True):
                 row = score_set(model, utterances, rule)
-                results.setdefault(name, {}).setdefault(set_name, {})["with unheard_tail" if rule else "without"] = row
+                rows.setdefault(set_name, {})["with unheard_tail" if rule else "without"] = row
                 print(name, set_name, "rule" if rule else "no rule", row, flush=True)
-    payload = {"machine": machine(), "settings": {"cuts": list(CUTS), "festival_every": args.every}}
-    print(write_json("cut_recordings", {**payload, "models": results}))
+        results = json.loads(RESULT.read_text()).get("models", {}) if RESULT.is_file() else {}
+        payload = {"machine": machine(), "settings": {"cuts": list(CUTS), "festival_every": args.every}}
+        print(write_json("cut_recordings", {**payload, "models": {**results, name: rows}}))
 
 
 if __name__ == "__main__":
