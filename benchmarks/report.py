@@ -488,15 +488,15 @@ def refine_cv(data: Json) -> str:
 def robustness(data: Json) -> str:
     """robustness.json: mean boundary error and the share within 50 ms of each method on degraded audio (noise,
     reverberation, telephone band, faster speech), the refinement fitted on clean clips of other speakers."""
-    first = next(iter(next(iter(next(iter(data["metrics"].values())).values())).values()))
-    methods = list(first)
-    header = ["model", "set", "audio", *(f"{method}: mean ms / ≤50 ms" for method in methods)]
+    methods: list[str] = []  # the first row's, in its order: every row has the same
     rows = []
     for model, sets in data["metrics"].items():
         for set_name, conditions in sets.items():
             for condition, by_method in conditions.items():
+                methods = methods or list(by_method)
                 cells = [f"{ms(by_method[m]['mean_ms'])} / {pct(by_method[m]['within_50ms'])}" for m in methods]
                 rows.append([model, set_name, condition, *cells])
+    header = ["model", "set", "audio", *(f"{method}: mean ms / ≤50 ms" for method in methods)]
     return markdown(header, rows, left=3)
 
 

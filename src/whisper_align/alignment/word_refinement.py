@@ -95,6 +95,11 @@ def _fits_every_word(
     return span > 0 and np.log(everything / span) < 0.5 * np.log(everything / _expected_seconds(heard, settings))
 
 
+def _token_bounds(timings: Sequence[WordTiming]) -> np.ndarray:
+    """Where each word's tokens start in the piece's text tokens, and where the last one ends (len + 1 values)."""
+    return np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])]).astype(int)
+
+
 def _expected_seconds(words: Sequence[WordTiming], settings: ChainSettings) -> float:
     """Expected speaking time of ``words``: the global decode's duration prior, from their letters."""
     return sum(float(np.exp(expected_log_seconds(sum(c.isalnum() for c in w.word), settings))) for w in words)
@@ -152,7 +157,7 @@ def _text_ended(
     a barely recognised one whose length fits all its words (see :func:`unheard_tail`)."""
     if not text_ends:
         return None
-    first_token = np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])])
+    first_token = _token_bounds(timings)
     for j in range(1, len(said)):
         places = [int(first_token[k]) for k in range(said[j - 1] + 1, said[j] + 1)]
         if max(text_ends[t] for t in places if t < len(text_ends)) > UNHEARD_TEXT_END:
@@ -213,7 +218,7 @@ def refine_timings(
     if not chosen:
         return
     tracks = frame_tracks(np.asarray(inputs.mel, dtype=np.float64))
-    bounds = np.concatenate([[0], np.cumsum([len(w.tokens) for w in timings])])
+    bounds = _token_bounds(timings)
     rows = [(int(bounds[k]), int(bounds[k + 1])) for k in chosen]
     activation = word_activations(np.asarray(matrix), rows, time_shift, tracks.n_frames)
     starts = np.array([timings[k].start - time_offset for k in chosen])
