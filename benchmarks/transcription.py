@@ -293,118 +293,146 @@ def ours_contender(model, **options: Any) -> Contender:
     return run
 
 
-def run_speed(args: argparse.Namespace) -> None:
-    results = {}
-    for model_name in args.models:
-        model = load_model(model_name)
-        reference = load_reference(model).to(args.device)
-        model = model.to(args.device)
-        audio = long_audio(args.minutes)
-        seconds = len(audio) / SAMPLE_RATE
+def speed_contenders(args: argparse.Namespace, model_name: str, model: Any, reference: Any) -> dict[str, Contender]:
+    """openai-whisper and every variant of ours (and faster-whisper where importable) that ``--only`` keeps."""
 
-        def openai(samples: np.ndarray, word_timestamps: bool, reference: Any = reference) -> tuple[str, int]:
-            with torch.no_grad():
-                result = openai_transcribe(reference, samples, word_timestamps)
-            synchronize(reference.device)
-            return result["text"], len(result["segments"])
+    def openai(samples: np.ndarray, word_timestamps: bool) -> tuple[str, int]:
+        with torch.no_grad():
+            result = openai_transcribe(reference, samples, word_timestamps)
+        synchronize(reference.device)
+        return result["text"], len(result["segments"])
 
-        contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours_contender(model)}
-        cpu = args.device == "cpu"  # int8 kernels are CPU-only
-        if cpu and not args.no_int8:
-            contenders["whisper-align int8"] = ours_contender(quantize_int8(load_model(model_name)))
-        contenders["whisper-align, seek_to_last_word=True"] = ours_contender(model, seek_to_last_word=True)
-        if cpu:
-            contenders["whisper-align, checked int8 logits"] = ours_contender(model, checked_int8_logits=True)
-        for compute_type in ("float32", "int8"):
-            wanted = not args.only or f"faster-whisper {compute_type}" in args.only
-            fw = faster_whisper_contender(model_name, compute_type) if args.device == "cpu" and wanted else None
-            if fw is not None:
-                contenders[f"faster-whisper {compute_type}"] = fw
-            else:
-                print("faster-whisper is not importable (or has no local CT2 folder); skipped", file=sys.stderr)
+    contenders: dict[str, Contender] = {"openai-whisper": openai, "whisper-align": ours_contender(model)}
+    cpu = args.device == "cpu"  # int8 kernels are CPU-only
+    if cpu and not args.no_int8:
+        contenders["whisper-align int8"] = ours_contender(quantize_int8(load_model(model_name)))
+    contenders["whisper-align, seek_to_last_word=True"] = ours_contender(model, seek_to_last_word=True)
+    if cpu:
+        contenders["whisper-align, checked int8 logits"] = ours_contender(model, checked_int8_logits=True)
+    for compute_type in ("float32", "int8"):
+        wanted = not args.only or f"faster-whisper {compute_type}" in args.only
+        fw = faster_whisper_contender(model_name, compute_type) if cpu and wanted else None
+        if fw is not None:
+            contenders[f"faster-whisper {compute_type}"] = fw
+        else:
+            print("faster-whisper is not importable (or has no local CT2 folder); skipped", file=sys.stderr)
+    if args.only:
+        contenders = {k: v for k, v in contenders.items() if k == "openai-whisper" or k in args.only}
+    return contenders
 
-        if args.only:
-            contenders = {k: v for k, v in contenders.items() if k == "openai-whisper" or k in args.only}
-        settings = [(name, wt) for name in contenders for wt in (False, True)]
-        times: dict[tuple[str, bool], list[float]] = {key: [] for key in settings}
-        cpu_times: dict[tuple[str, bool], list[float]] = {key: [] for key in settings}  # this process's CPU seconds
-        outputs: dict[tuple[str, bool], tuple[str, int]] = {}
-        threads = torch.get_num_threads()
-        warm_up = audio[: 5 * SAMPLE_RATE]
-        for name in contenders:
-            contenders[name](warm_up, True)
-        for run in range(args.runs):
-            for name, wt in settings:
-                # numba's OpenMP layer (openai's DTW) resets torch's thread count to all cores on first use
-                torch.set_num_threads(threads)
-                start, start_cpu = time.perf_counter(), time.process_time()
-                outputs[(name, wt)] = contenders[name](audio, wt)
-                times[(name, wt)].append(time.perf_counter() - start)
-                cpu_times[(name, wt)].append(time.process_time() - start_cpu)
-                print(
-                    f"run {run + 1}/{args.runs} {name} word_timestamps={wt}: {times[(name, wt)][-1]:.2f} s",
-                    file=sys.stderr,
-                )
 
-        medians = {key: statistics.median(ts) for key, ts in times.items()}
-        rows, table = [], []
+Setting = tuple[str, bool]  # (contender, word timestamps)
+
+
+def time_contenders(
+    contenders: dict[str, Contender], audio: np.ndarray, runs: int
+) -> tuple[dict[Setting, list[float]], dict[Setting, list[float]], dict[Setting, tuple[str, int]]]:
+    """Each contender with and without word timestamps, ``runs`` rounds after a warm-up: wall seconds, this
+    process's CPU seconds, and each setting's last output (text, segment count)."""
+    settings = [(name, wt) for name in contenders for wt in (False, True)]
+    times: dict[Setting, list[float]] = {key: [] for key in settings}
+    cpu_times: dict[Setting, list[float]] = {key: [] for key in settings}
+    outputs: dict[Setting, tuple[str, int]] = {}
+    threads = torch.get_num_threads()
+    warm_up = audio[: 5 * SAMPLE_RATE]
+    for name in contenders:
+        contenders[name](warm_up, True)
+    for run in range(runs):
         for name, wt in settings:
-            median = medians[(name, wt)]
-            ratio = medians[("openai-whisper", wt)] / median
-            rows.append(
-                {
-                    "contender": name,
-                    "word_timestamps": wt,
-                    "seconds": times[(name, wt)],
-                    "median_s": median,
-                    "cpu_seconds": cpu_times[(name, wt)],
-                    "median_cpu_s": statistics.median(cpu_times[(name, wt)]),
-                    "realtime_factor": seconds / median,
-                    "speedup_vs_openai": ratio,
-                    "segments": outputs[(name, wt)][1],
-                    "text_equal_openai": outputs[(name, wt)][0] == outputs[("openai-whisper", wt)][0],
-                }
+            # numba's OpenMP layer (openai's DTW) resets torch's thread count to all cores on first use
+            torch.set_num_threads(threads)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            outputs[(name, wt)] = contenders[name](audio, wt)
+            times[(name, wt)].append(time.perf_counter() - start)
+            cpu_times[(name, wt)].append(time.process_time() - start_cpu)
+            print(f"run {run + 1}/{runs} {name} word_timestamps={wt}: {times[(name, wt)][-1]:.2f} s", file=sys.stderr)
+    return times, cpu_times, outputs
+
+
+def speed_rows(
+    times: dict[Setting, list[float]],
+    cpu_times: dict[Setting, list[float]],
+    outputs: dict[Setting, tuple[str, int]],
+    seconds: float,
+) -> tuple[list[dict], list[list[str]]]:
+    """One JSON row and one table row per setting, each against openai-whisper in the same setting."""
+    medians = {key: statistics.median(ts) for key, ts in times.items()}
+    rows, table = [], []
+    for name, wt in times:
+        median = medians[(name, wt)]
+        ratio = medians[("openai-whisper", wt)] / median
+        rows.append(
+            {
+                "contender": name,
+                "word_timestamps": wt,
+                "seconds": times[(name, wt)],
+                "median_s": median,
+                "cpu_seconds": cpu_times[(name, wt)],
+                "median_cpu_s": statistics.median(cpu_times[(name, wt)]),
+                "realtime_factor": seconds / median,
+                "speedup_vs_openai": ratio,
+                "segments": outputs[(name, wt)][1],
+                "text_equal_openai": outputs[(name, wt)][0] == outputs[("openai-whisper", wt)][0],
+            }
+        )
+        table.append([name, "yes" if wt else "no", f"{median:.2f}", f"{seconds / median:.1f}", f"{ratio:.2f}x"])
+    return rows, table
+
+
+def paired_overhead(series: dict[Setting, list[float]], name: str) -> float:
+    """The cost of word timestamps, paired within each run (the two settings ran back to back), median over runs:
+    steadier than a ratio of medians when the machine's speed drifts between runs."""
+    return statistics.median(w / wo - 1 for w, wo in zip(series[(name, True)], series[(name, False)]))
+
+
+def speed_of_model(args: argparse.Namespace, model_name: str) -> dict:
+    """One model's speed results (and the tables, printed)."""
+    model = load_model(model_name)
+    reference = load_reference(model).to(args.device)
+    model = model.to(args.device)
+    audio = long_audio(args.minutes)
+    seconds = len(audio) / SAMPLE_RATE
+    threads = torch.get_num_threads()
+    contenders = speed_contenders(args, model_name, model, reference)
+    times, cpu_times, outputs = time_contenders(contenders, audio, args.runs)
+    rows, table = speed_rows(times, cpu_times, outputs, seconds)
+    # CPU time too: on a shared machine other tenants slow the wall clock (steal, turbo), much less the CPU
+    # seconds of a one-thread run
+    overhead = {name: paired_overhead(times, name) for name in contenders}
+    overhead_cpu = {name: paired_overhead(cpu_times, name) for name in contenders}
+    speed_table = markdown_table(
+        ["contender", "word timestamps", "median s", "x realtime", "ratio vs openai same setting"], table
+    )
+    overhead_table = markdown_table(
+        ["contender", "word timestamps overhead, wall % (median of paired runs)", "same, CPU time %"],
+        [[name, f"{100 * o:+.1f}%", f"{100 * overhead_cpu[name]:+.1f}%"] for name, o in overhead.items()],
+    )
+    print(
+        f"\n## {model_name}: {seconds / 60:.1f} min of timit-dev speech, {threads} torch threads, "
+        f"median of {args.runs} runs\n"
+    )
+    print(speed_table + "\n")
+    print(overhead_table)
+    for row in rows:
+        if not row["text_equal_openai"]:
+            wt = row["word_timestamps"]
+            print(
+                f"note: {row['contender']} (word timestamps {wt}) text differs from "
+                f"openai's ({row['segments']} segments against {outputs[('openai-whisper', wt)][1]})"
             )
-            table.append([name, "yes" if wt else "no", f"{median:.2f}", f"{seconds / median:.1f}", f"{ratio:.2f}x"])
+    return {
+        "audio_seconds": seconds,
+        "torch_threads": threads,
+        "rows": rows,
+        "word_timestamps_overhead": overhead,
+        "word_timestamps_overhead_cpu": overhead_cpu,
+        "speed_table": speed_table,
+        "overhead_table": overhead_table,
+    }
 
-        # paired within each run (with and without word timestamps back to back), then the median over runs:
-        # steadier than a ratio of medians when the machine's speed drifts between runs
-        def paired(series: dict[tuple[str, bool], list[float]], name: str) -> float:
-            return statistics.median(w / wo - 1 for w, wo in zip(series[(name, True)], series[(name, False)]))
 
-        # CPU time too: on a shared machine other tenants slow the wall clock (steal, turbo), much less the CPU
-        # seconds of a one-thread run
-        overhead = {name: paired(times, name) for name in contenders}
-        overhead_cpu = {name: paired(cpu_times, name) for name in contenders}
-        speed_table = markdown_table(
-            ["contender", "word timestamps", "median s", "x realtime", "ratio vs openai same setting"], table
-        )
-        overhead_table = markdown_table(
-            ["contender", "word timestamps overhead, wall % (median of paired runs)", "same, CPU time %"],
-            [[name, f"{100 * o:+.1f}%", f"{100 * overhead_cpu[name]:+.1f}%"] for name, o in overhead.items()],
-        )
-        results[model_name] = {
-            "audio_seconds": seconds,
-            "torch_threads": threads,
-            "rows": rows,
-            "word_timestamps_overhead": overhead,
-            "word_timestamps_overhead_cpu": overhead_cpu,
-            "speed_table": speed_table,
-            "overhead_table": overhead_table,
-        }
-        print(
-            f"\n## {model_name}: {seconds / 60:.1f} min of timit-dev speech, {threads} torch "
-            f"threads, median of {args.runs} runs\n"
-        )
-        print(speed_table + "\n")
-        print(overhead_table)
-        openai_segments = {wt: outputs[("openai-whisper", wt)][1] for wt in (False, True)}
-        for row in rows:
-            if not row["text_equal_openai"]:
-                print(
-                    f"note: {row['contender']} (word timestamps {row['word_timestamps']}) text differs from "
-                    f"openai's ({row['segments']} segments against {openai_segments[row['word_timestamps']]})"
-                )
+def run_speed(args: argparse.Namespace) -> None:
+    results: dict[str, Any] = {model_name: speed_of_model(args, model_name) for model_name in args.models}
     name = "transcription_speed" if args.device == "cpu" else f"transcription_speed_{torch.device(args.device).type}"
     if args.only:  # a partial run does not overwrite the full table
         name += "_only"
