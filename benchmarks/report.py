@@ -261,8 +261,8 @@ def char_forcing(data: Json) -> str:
 
 
 def cut_recordings(data: Json) -> str:
-    """cut_recordings.json: unheard words that escape the past_end flag and heard words wrongly flagged, per model
-    and set, without and with ``unheard_tail``."""
+    """cut_recordings.json / cut_recordings_packed.json: unheard words that escape the past_end flag and heard words
+    wrongly flagged, per model and set, without and with ``unheard_tail``."""
     header = ["model", "set", "rule", "unheard words escaping the flag", "heard words flagged (cut clips)"]
     header += ["heard words flagged (complete clips)", "heard words' mean ms (cut clips)"]
     rows = []
@@ -552,6 +552,7 @@ TABLES: dict[str, Callable[[Json], str]] = {
     "packing_orders": packing_orders,
     "char_forcing": char_forcing,
     "cut_recordings": cut_recordings,
+    "cut_recordings_packed": cut_recordings,
     "robustness": robustness,
     "whole_process": whole_process,
     "whole_process_busy": whole_process,
