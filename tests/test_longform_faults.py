@@ -229,6 +229,21 @@ def test_complete_clips_get_no_flag_and_no_zero_length_word(model):
         assert not result.low_confidence
 
 
+@needs_eval
+def test_base_keeps_every_word_of_a_complete_clip_it_reads_fast() -> None:
+    """base would end fvmh0_si2096's text in place of "with" (probability 0.22), five words before its end, and
+    those five had 0.93 of their expected speaking time left: they were flagged past the end of a complete
+    recording. A run must now be squeezed harder than a fast speaker squeezes it (``UNHEARD_TEXT_END_SQUEEZE``)."""
+    from whisper_align.checkpoints import load_model
+
+    (u,) = [u for u in load_manifest(TIMIT) if u.id == "timit_nltk_dr1-fvmh0_si2096"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = align(load_model("base"), u.audio, u.text)
+    assert [w.word.strip() for w in result.words] == u.text.split()
+    assert not any(w.past_end for w in result.words)
+
+
 @pytest.mark.parametrize(
     "spans",
     [

@@ -18,6 +18,7 @@ import torch
 
 import support
 from whisper_align.checkpoints.tokenizers import get_tokenizer
+from whisper_align.frontend.audio import N_SAMPLES, load_audio
 from whisper_align.results.manifest import Utterance, load_manifest
 from whisper_align.tasks import packing
 from whisper_align.tasks import pieces as pieces_module
@@ -147,3 +148,20 @@ def test_unpacked_clips_get_exactly_the_words_align_gives(tiny_en, tmp_path: Pat
     for clip in clips:
         expected = [[w.word, w.start, w.end, round(w.probability, 4)] for w in alone[clip.id]]
         assert [[w["word"], w["start"], w["end"], w["probability"]] for w in lines[clip.id]] == expected
+
+
+@support.needs_eval
+def test_a_heard_packed_clip_is_not_taken_for_one_cut_short(tiny_en, tmp_path: Path) -> None:
+    """In this window marc0_sx378's decoder gives ending the text after its first word ("I", heard faintly) a
+    probability of 0.2, and the rest of the sentence had 0.9 of its expected speaking time left: the text-end
+    sign of ``unheard_tail`` flagged eight heard words past the end. A run must now be squeezed harder than a
+    fast speaker squeezes it (``UNHEARD_TEXT_END_SQUEEZE``); no word of a complete clip is flagged."""
+    by_id = {u.id: u for u in load_manifest(support.TIMIT)}
+    names = ["dr2-marc0_sx18", "dr2-marc0_sx198", "dr2-marc0_sx288", "dr2-marc0_sx378"]
+    names += ["dr3-falk0_sa1", "dr3-falk0_sa2", "dr3-falk0_si1086", "dr3-falk0_si456"]
+    clips = [by_id[f"timit_nltk_{name}"] for name in names]
+    lengths = [len(load_audio(u.audio)) for u in clips]
+    assert sum(lengths) + packing.GAP * (len(clips) - 1) <= N_SAMPLES  # one window
+    packed = _packed(tiny_en, clips, tmp_path)
+    assert [[w["word"].strip() for w in packed[u.id]] for u in clips] == [u.text.split() for u in clips]
+    assert not [u.id for u in clips if any(w.get("past_end") for w in packed[u.id])]

@@ -216,6 +216,7 @@ def test_an_ending_in_place_of_a_punctuation_mark_flags_the_words_after_it() -> 
         (0.06, _ending_at(0, 0.9), "ending before the first word: nothing heard, nothing to trust"),
         (0.06, [], "no text-end probabilities computed"),
         (0.9, _ending_at(7, 2 * UNHEARD_TEXT_END), "the words have their speaking time: heard"),
+        (0.65, _ending_at(7, 2 * UNHEARD_TEXT_END), "most of their speaking time (0.8 of it): a fast speaker"),
     ],
 )
 def test_a_tail_the_decoder_expects_and_would_not_end_before_is_left_alone(tail_seconds, ends, why) -> None:

@@ -57,8 +57,11 @@ _SETTINGS = ChainSettings()
 UNHEARD_PROBABILITY = 0.003
 # ... when the trailing run of such words has less than this share of its expected speaking time before the end.
 UNHEARD_SQUEEZE = 0.5
-# A word in whose place the decoder ends the text with more than this probability is one the audio ends before.
+# A word in whose place the decoder ends the text with more than this probability is one the audio ends before ...
 UNHEARD_TEXT_END = 0.2
+# ... when the run from it has less than this share of its expected speaking time before the end (a fast speaker
+# leaves a heard run nearly all of it).
+UNHEARD_TEXT_END_SQUEEZE = 0.75
 UNHEARD_TAIL = True  # apply :func:`unheard_tail` (benchmarks switch it off to measure what it changes)
 
 
@@ -121,10 +124,11 @@ def unheard_tail(
 
     - it would end the text in place of the run's first word (or of the punctuation just before it): with
       probability above :data:`UNHEARD_TEXT_END` (``text_ends``: per text token, see
-      :class:`~whisper_align.tasks.pieces.PieceScores`), and the run has less time before the end of the audio
-      than its expected speaking time (the duration prior). Whisper learned to end its text where speech ends;
-      but on a clip it barely recognises (alignment score below ``LOW_CONFIDENCE_SCORE``) whose length fits all
-      of its words (as in :func:`lagging_tail`), that is taken for confusion, not an ending;
+      :class:`~whisper_align.tasks.pieces.PieceScores`), and the run has less than
+      :data:`UNHEARD_TEXT_END_SQUEEZE` of its expected speaking time (the duration prior) before the end of the
+      audio. Whisper learned to end its text where speech ends; but on a clip it barely recognises (alignment
+      score below ``LOW_CONFIDENCE_SCORE``) whose length fits all of its words (as in :func:`lagging_tail`),
+      that is taken for confusion, not an ending;
     - it does not expect the run's words (:func:`_unexpected_run`).
 
     A flagged word ends the audio with zero length, like the words the path passes. It runs after
@@ -153,8 +157,9 @@ def _text_ended(
 ) -> int | None:
     """Index in ``said`` of the first spoken word after the first in whose place, or in the place of the
     punctuation just before it, the decoder ends the text with probability above :data:`UNHEARD_TEXT_END`, if
-    the run from it is squeezed (less time before the end than its expected speaking time) and the clip is not
-    a barely recognised one whose length fits all its words (see :func:`unheard_tail`)."""
+    the run from it is squeezed (less than :data:`UNHEARD_TEXT_END_SQUEEZE` of its expected speaking time before
+    the end) and the clip is not a barely recognised one whose length fits all its words (see
+    :func:`unheard_tail`)."""
     if not text_ends:
         return None
     first_token = _token_bounds(timings)
@@ -162,7 +167,7 @@ def _text_ended(
         places = [int(first_token[k]) for k in range(said[j - 1] + 1, said[j] + 1)]
         if max(text_ends[t] for t in places if t < len(text_ends)) > UNHEARD_TEXT_END:
             run, words = [timings[k] for k in said[j:]], [timings[k] for k in said]
-            if duration - run[0].start >= _expected_seconds(run, settings):
+            if duration - run[0].start >= UNHEARD_TEXT_END_SQUEEZE * _expected_seconds(run, settings):
                 return None
             score = alignment_score([w.probability for w in words])
             lagging = score is not None and score < LOW_CONFIDENCE_SCORE
