@@ -15,6 +15,7 @@ from whisper_align.alignment.word_refinement import (
     UNHEARD_PROBABILITY,
     UNHEARD_TEXT_END,
     lagging_tail,
+    squeezed_tail,
     unheard_tail,
 )
 from whisper_align.alignment.words import WordTiming
@@ -238,3 +239,27 @@ def test_a_barely_heard_clip_that_fits_all_its_words_is_not_taken_as_ended() -> 
     ends = _ending_at(7, 2 * UNHEARD_TEXT_END)
     assert unheard_tail(_cut_clip(0.5, 0.06, heard_probability=0.005), 2.5, text_ends=ends) == 0
     assert unheard_tail(_cut_clip(0.5, 0.06, heard_probability=0.8), 2.5, text_ends=ends) == 3
+
+
+def _spoken_at_pace(pace: float, last_three_in: float | None = None) -> tuple[list[WordTiming], float]:
+    """SENTENCE's words one after another, each taking ``pace`` times its expected speaking time (the duration
+    prior); with ``last_three_in`` the last three share that many seconds at the end. Returns (words, duration)."""
+    lengths = [pace * np.exp(-2.803 + 1.065 * np.log(len(w))) for w, _ in SENTENCE]
+    if last_three_in is not None:
+        lengths[-3:] = [last_three_in / 3] * 3
+    bounds = np.concatenate([[0.1], 0.1 + np.cumsum(lengths)])
+    words = [WordTiming(f" {w}", [1], float(a), float(b), 0.8) for (w, _), a, b in zip(SENTENCE, bounds, bounds[1:])]
+    return words, float(bounds[-1])
+
+
+def test_a_tail_squeezed_into_the_end_is_what_packing_realigns() -> None:
+    """The cut shape (the last three words in the last 0.06 s, or a word flagged at the end) is a squeezed tail;
+    words at their expected pace, or at 0.8 of it (a fast speaker), are not; nor is a single word."""
+    assert squeezed_tail(*_spoken_at_pace(1.0, last_three_in=0.06))
+    assert not squeezed_tail(*_spoken_at_pace(1.0))
+    assert not squeezed_tail(*_spoken_at_pace(0.8))
+    assert squeezed_tail(*_spoken_at_pace(0.6))  # read as cut: realigned alone, which costs time only
+    words, duration = _spoken_at_pace(1.0)
+    words[-1].past_end, words[-1].start, words[-1].end = True, duration, duration
+    assert squeezed_tail(words, duration)
+    assert not squeezed_tail(words[:1], duration)

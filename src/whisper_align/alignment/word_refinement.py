@@ -148,6 +148,20 @@ def unheard_tail(
     return count
 
 
+def squeezed_tail(timings: Sequence[WordTiming], duration: float, settings: ChainSettings = _SETTINGS) -> bool:
+    """Whether a trailing run of the spoken words, from the second on, has less than
+    :data:`UNHEARD_TEXT_END_SQUEEZE` of its expected speaking time before ``duration``: the shape DTW gives the
+    unsaid words of a recording cut short (words already flagged ``past_end`` have none left).
+
+    Packing asks this of a packed clip: there the decoder reads the encoded audio of a window that goes on with
+    other speech, and it rarely says the text should end where a cut clip stops, so :func:`unheard_tail`'s
+    first sign fails; such a clip is aligned again alone.
+    """
+    said = [w for w in timings if _spoken(w)]
+    after = np.cumsum([_expected_seconds([w], settings) for w in reversed(said)])[::-1]  # each run's expected time
+    return any(duration - said[j].start < UNHEARD_TEXT_END_SQUEEZE * after[j] for j in range(1, len(said)))
+
+
 def _text_ended(
     timings: Sequence[WordTiming],
     said: list[int],
@@ -238,4 +252,4 @@ def refine_timings(
         timings[k].start, timings[k].end = float(start) + time_offset, float(end) + time_offset
 
 
-__all__ = ["RefineInputs", "lagging_tail", "refinable", "refine_timings", "unheard_tail"]
+__all__ = ["RefineInputs", "lagging_tail", "refinable", "refine_timings", "squeezed_tail", "unheard_tail"]

@@ -228,8 +228,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--realign",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="with --manifest: align a packed clip the model barely hears (alignment score < 0.03) again in a window "
-        "of its own, so its words do not depend on its neighbours (default: yes; --no-realign is faster)",
+        help="with --manifest: align a packed clip the model barely hears (alignment score < 0.03), or whose last "
+        "words are squeezed into its end (cut short?), again in a window of its own, so its words are what align "
+        "gives them (default: yes; --no-realign is faster)",
     )
     add_model_options(parser)
     postprocess_options.add_arguments(parser)

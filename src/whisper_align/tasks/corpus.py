@@ -4,8 +4,8 @@ Short clips are mostly padding when each gets its own 30 s window, so clips are 
 into one window, separated by a short silence, until it is full. The window is encoded once; every clip is a
 :class:`~whisper_align.tasks.align.Piece` whose decoder reads only its own stretch of the window (``isolate``), so
 the clips do not see each other's text or audio there (the encoder still hears its neighbours). A clip the model
-barely hears is aligned again in a window of its own, as ``align`` does (see :mod:`.packing`). Clips longer than
-a window go through :func:`~whisper_align.tasks.align.align_long`.
+barely hears, or one that looks cut short, is aligned again in a window of its own, as ``align`` does (see
+:mod:`.packing`). Clips longer than a window go through :func:`~whisper_align.tasks.align.align_long`.
 
 **Deterministic runs.** Since a clip's words depend a little on its neighbours, the packing *groups* are fixed by
 the manifest alone: consecutive lines in manifest order, each clip's length read from its audio file's header,
@@ -95,7 +95,7 @@ class CorpusRun:
     config: AlignmentConfig
     pack: bool = True
     probabilities: bool = True
-    realign: bool = True  # a barely heard packed clip is aligned again alone (packing.barely_heard)
+    realign: bool = True  # a barely heard or cut-looking packed clip is aligned again alone (see packing)
 
     @classmethod
     def create(
@@ -338,7 +338,8 @@ def align_corpus(
     manifest line gets one too, under its id or ``line:<n>``).
     Ids already in ``out`` with words are skipped, so a rerun resumes, with the same words a single run gives;
     error lines are retried (unless ``retry_errors`` is False). ``realign=False`` keeps a packed clip the model
-    barely hears packed (faster; its words then depend on its neighbours). The file ends with one line per id, in
+    barely hears, or whose end looks cut short, packed (faster; its words then depend on its neighbours, and
+    words past the end of a cut clip escape the flag more often). The file ends with one line per id, in
     manifest order. Raises :class:`ManifestError` for an unreadable manifest, :class:`OutputError` when ``out``
     cannot be written (a failed write leaves no partial line) and :class:`DamagedOutputError` for an existing
     ``out`` with a line that is not a result.

@@ -5,7 +5,10 @@ Two rules keep a packed clip's words what they would be alone. Each clip's decod
 the encoded window (:data:`ISOLATE_CLIPS`, :func:`~whisper_align.tasks.pieces.isolation_mask`): a neighbour that
 says the same sentence would otherwise pull the clip's alignment heads away. And a clip the model barely hears is
 aligned again in a window of its own (:func:`barely_heard`, ``realign``): its diffuse attention would otherwise
-move its words with whatever the encoder heard next to it. benchmarks/packing_orders.py measures both.
+move its words with whatever the encoder heard next to it. benchmarks/packing_orders.py measures both. So is a
+clip whose last words are squeezed into its end (``squeezed_tail``): a recording cut short is recognised by
+the decoder's wish to end the text, which it rarely shows inside a window that goes on with other speech
+(benchmarks/cut_recordings.py ``--packed``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 
 from ..alignment.confidence import LOW_CONFIDENCE_SCORE, alignment_score
+from ..alignment.word_refinement import squeezed_tail
 from ..alignment.words import AlignmentConfig, WordTiming
 from ..frontend.audio import N_SAMPLES, N_SAMPLES_PER_TOKEN, SAMPLE_RATE
 from ..frontend.tokenizer import Tokenizer
@@ -94,7 +98,8 @@ def align_packed_window(
     realign: bool = True,
 ) -> list[list[WordTiming]]:
     """Align every clip of a packed window; returns each clip's words, times relative to the clip. With
-    ``realign`` a clip that is :func:`barely_heard` is aligned again alone (as ``align`` does).
+    ``realign`` a clip that is :func:`barely_heard`, or whose end looks cut short
+    (:func:`~whisper_align.alignment.word_refinement.squeezed_tail`), is aligned again alone (as ``align`` does).
 
     With :data:`SEPARATE_CLIPS` the encoder takes each clip, from its first position to the next clip's, as a
     sequence of its own (see :class:`~whisper_align.model.whisper.AudioEncoder`)."""
@@ -112,10 +117,11 @@ def align_packed_window(
         offset = (piece.first * N_SAMPLES_PER_TOKEN - start) / SAMPLE_RATE  # region start, relative to the clip
         refine = refine_inputs(model, mel, features[0], piece.first, piece.last, text_ends=ends)
         words = words_of_piece(tokenizer, qk.float().cpu(), clip.tokens, probs, config, offset, refine=refine)
-        if realign and len(window.clips) > 1 and barely_heard(words, probabilities):
+        duration = len(clip.samples) / SAMPLE_RATE
+        doubtful = barely_heard(words, probabilities) or squeezed_tail(words, duration)
+        if realign and len(window.clips) > 1 and doubtful:
             out.append(align_long(model, tokenizer, clip.samples, clip.tokens, config, probabilities))
             continue
-        duration = len(clip.samples) / SAMPLE_RATE
         for w in words:  # the region may reach one position past the clip: clamp
             w.start, w.end = min(max(w.start, 0.0), duration), min(max(w.end, 0.0), duration)
         out.append(words)
