@@ -108,6 +108,12 @@ def _expected_seconds(words: Sequence[WordTiming], settings: ChainSettings) -> f
     return sum(float(np.exp(expected_log_seconds(sum(c.isalnum() for c in w.word), settings))) for w in words)
 
 
+def _squeezed(run: Sequence[WordTiming], duration: float, share: float, settings: ChainSettings) -> bool:
+    """Whether ``run`` (a trailing run of words) has less than ``share`` of its expected speaking time between its
+    first word's start and the end of the audio."""
+    return duration - run[0].start < share * _expected_seconds(run, settings)
+
+
 def unheard_tail(
     timings: Sequence[WordTiming],
     duration: float,
@@ -158,8 +164,7 @@ def squeezed_tail(timings: Sequence[WordTiming], duration: float, settings: Chai
     first sign fails; such a clip is aligned again alone.
     """
     said = [w for w in timings if _spoken(w)]
-    after = np.cumsum([_expected_seconds([w], settings) for w in reversed(said)])[::-1]  # each run's expected time
-    return any(duration - said[j].start < UNHEARD_TEXT_END_SQUEEZE * after[j] for j in range(1, len(said)))
+    return any(_squeezed(said[j:], duration, UNHEARD_TEXT_END_SQUEEZE, settings) for j in range(1, len(said)))
 
 
 def _text_ended(
@@ -181,7 +186,7 @@ def _text_ended(
         places = [int(first_token[k]) for k in range(said[j - 1] + 1, said[j] + 1)]
         if max(text_ends[t] for t in places if t < len(text_ends)) > UNHEARD_TEXT_END:
             run, words = [timings[k] for k in said[j:]], [timings[k] for k in said]
-            if duration - run[0].start >= UNHEARD_TEXT_END_SQUEEZE * _expected_seconds(run, settings):
+            if not _squeezed(run, duration, UNHEARD_TEXT_END_SQUEEZE, settings):
                 return None
             score = alignment_score([w.probability for w in words])
             lagging = score is not None and score < LOW_CONFIDENCE_SCORE
@@ -208,9 +213,7 @@ def _unexpected_run(
     if score is None or score < LOW_CONFIDENCE_SCORE:
         return None
     run = [timings[k] for k in said[j:]]
-    if duration - run[0].start >= UNHEARD_SQUEEZE * _expected_seconds(run, settings):
-        return None
-    return j
+    return j if _squeezed(run, duration, UNHEARD_SQUEEZE, settings) else None
 
 
 def refine_timings(
