@@ -24,6 +24,21 @@ def timit_files(n: int) -> list[Path]:
     return files[:: max(1, len(files) // n)][:n]
 
 
+def intact_timit_files(n: int) -> list[Path]:
+    """timit-dev WAVs none of whose samples are read one byte off (a quarter of them are: see test_byte_shift)."""
+    from whisper_align.frontend.byte_shift import byte_shifted_spans
+
+    files = [p for p in sorted(TIMIT.glob("*/*.wav")) if not byte_shifted_spans(wav_ints(p))]
+    if not files:
+        pytest.skip(f"evaluation audio not found under {TIMIT}")
+    return files[:: max(1, len(files) // n)][:n]
+
+
+def wav_ints(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as f:
+        return np.frombuffer(f.readframes(f.getnframes()), "<i2")
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
     """samples: (frames,) or (frames, channels) float in [-1, 1] -> 16-bit PCM WAV."""
     data = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
@@ -157,7 +172,7 @@ def test_pad_or_trim_default_is_thirty_seconds():
 
 
 def test_load_audio_reads_16k_wav_exactly():
-    path = timit_files(1)[0]
+    path = intact_timit_files(1)[0]
     with wave.open(str(path)) as f:
         assert f.getframerate() == 16000 and f.getnchannels() == 1
         expected = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768
@@ -167,10 +182,10 @@ def test_load_audio_reads_16k_wav_exactly():
 
 
 def test_plain_wavs_skip_ffmpeg_and_give_ffmpegs_samples(monkeypatch):
-    files = timit_files(6)
+    files = intact_timit_files(6)  # (FFmpeg's path does not repair damaged ones)
     direct = [A.load_audio(path) for path in files]
     assert all(A._read_plain_wav(path, 16000) is not None for path in files)  # the fast path was taken
-    monkeypatch.setattr(A, "_read_plain_wav", lambda path, rate: None)  # force PyAV / FFmpeg
+    monkeypatch.setattr(A, "_read_plain_wav", lambda path, rate, repair=True: None)  # force PyAV / FFmpeg
     for path, samples in zip(files, direct):
         np.testing.assert_array_equal(A.load_audio(path), samples)
 

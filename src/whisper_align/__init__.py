@@ -56,6 +56,8 @@ _LAZY = {
     "Segment": "results.types",
     "Result": "results.types",
     "write_viewer": "results.viewer",
+    "load_audio": "frontend.audio",
+    "DamagedAudioWarning": "errors",
 }
 __all__ = [*_LAZY, "heads", "__version__"]
 

@@ -79,3 +79,8 @@ class PostprocessError(WhisperAlignError, ValueError):
 class EngineError(WhisperAlignError, RuntimeError):
     """A distributed run that cannot start or go on: Ray not installed, a cluster that cannot be reached or lacks
     the workers' resources, a worker that failed. Results written so far are kept; a rerun resumes."""
+
+
+class DamagedAudioWarning(UserWarning):
+    """Audio whose file is damaged in a way whisper-align recognises (16-bit samples read one byte off after a
+    lost or added byte) and, unless told not to, undoes; the message says where and what was done."""

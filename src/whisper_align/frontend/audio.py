@@ -18,6 +18,7 @@ clipped to 8 (i.e. 80 dB) below the loudest value, and the affine map ``(x + 4) 
 from __future__ import annotations
 
 import struct
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import AudioError
+from ..errors import AudioError, DamagedAudioWarning
+from .byte_shift import byte_shifted_spans, repair_byte_shift
 
 if TYPE_CHECKING:  # PyAV is imported only when a file needs FFmpeg
     from av import AudioStream
@@ -62,7 +64,9 @@ ArrayT = TypeVar("ArrayT", np.ndarray, torch.Tensor)
 # ---- loading ---------------------------------------------------------------------------------------------------
 
 
-def load_audio(source: str | Path | np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(
+    source: str | Path | np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE, *, repair: bool = True
+) -> np.ndarray:
     """Return ``source`` as a 1-D float32 array of mono samples at ``sample_rate`` Hz (16 kHz for Whisper).
 
     ``source`` is either a path to any file FFmpeg can decode (WAV, FLAC, MP3, M4A, OGG, video with an audio
@@ -76,9 +80,13 @@ def load_audio(source: str | Path | np.ndarray | torch.Tensor, sample_rate: int 
     Raises :class:`AudioError` for a missing or undecodable file, no samples, or NaN/infinite samples (in an
     array, or in a file's float samples before they are converted). Silence is allowed (see :func:`is_silent`);
     what to do with it is the caller's decision.
+
+    A mono 16-bit WAV whose samples are read one byte off from some point on (a byte lost or added in its data,
+    see :mod:`~whisper_align.frontend.byte_shift`) gives a :class:`DamagedAudioWarning` naming the span; with
+    ``repair`` (the default) that span is read one byte later, which gives the recording's own samples back.
     """
     if isinstance(source, (str, Path)):
-        audio = _decode_file(Path(source), sample_rate)
+        audio = _decode_file(Path(source), sample_rate, repair)
         what = f"'{source}'"
     elif isinstance(source, (np.ndarray, torch.Tensor)):
         _check_finite(source, "the audio array", rate=None)  # before a downmix could hide which channel it was in
@@ -122,12 +130,12 @@ def _check_finite(samples: np.ndarray | torch.Tensor, what: str, rate: int | Non
     )
 
 
-def _decode_file(path: Path, sample_rate: int) -> np.ndarray:
+def _decode_file(path: Path, sample_rate: int, repair: bool = True) -> np.ndarray:
     if not path.exists():
         raise AudioError(f"audio file '{path}' does not exist; check the path")
     if path.is_dir():
         raise AudioError(f"'{path}' is a folder, not an audio file")
-    samples = _read_plain_wav(path, sample_rate)
+    samples = _read_plain_wav(path, sample_rate, repair)
     if samples is not None:
         return samples
 
@@ -231,13 +239,14 @@ def _parse_fmt_chunk(fmt: bytes, data_offset: int, data_size: int) -> _WavHeader
     return _WavHeader(tag, channels, rate, bits, data_offset, data_size)
 
 
-def _read_plain_wav(path: Path, sample_rate: int) -> np.ndarray | None:
+def _read_plain_wav(path: Path, sample_rate: int, repair: bool = True) -> np.ndarray | None:
     """The samples of a mono PCM or float WAV already at ``sample_rate``, read without FFmpeg; else None.
 
     Speech corpora are mostly such files. The samples are rounded to 16 bits exactly as FFmpeg's conversion
     does (so both paths give the same values), several times faster and without PyAV's libraries. A header
     whose `data` size is 0, unknown or larger than the file (a truncated file) is left to FFmpeg, which reads
-    what is there. Float samples are checked for NaN and infinity (:class:`AudioError`).
+    what is there. Float samples are checked for NaN and infinity (:class:`AudioError`); 16-bit samples for a
+    byte shift (:func:`_check_byte_shift`).
     """
     header = _read_wav_header(path)
     if header is None or (header.format_tag, header.bits) not in _DIRECT_WAV_FORMATS:
@@ -249,7 +258,30 @@ def _read_plain_wav(path: Path, sample_rate: int) -> np.ndarray | None:
     if size == 0 or size % width or header.data_offset + size > path.stat().st_size:
         return None
     raw = np.fromfile(path, dtype=np.uint8, count=size, offset=header.data_offset)
+    if header.format_tag == _WAVE_FORMAT_PCM and header.bits == 16:
+        raw = _check_byte_shift(raw.view("<i2"), path, repair).view(np.uint8)
     return _wav_samples_to_float(raw, header, path)
+
+
+def _check_byte_shift(pcm16: np.ndarray, path: Path, repair: bool) -> np.ndarray:
+    """``pcm16`` as it should have been read if a span of it is read one byte off (and ``repair``), with a
+    :class:`DamagedAudioWarning` saying where; otherwise ``pcm16`` as it is."""
+    spans = byte_shifted_spans(pcm16)
+    if not spans:
+        return pcm16
+    where = ", ".join(f"{start / SAMPLE_RATE:.2f}-{end / SAMPLE_RATE:.2f} s" for start, end in spans)
+    done = (
+        "read them one byte later, which gives the recording's own samples back (repair=False keeps them as they are)"
+        if repair
+        else "kept as they are (repair=False): the words there are unreliable"
+    )
+    warnings.warn(
+        f"'{path}' is damaged: its 16-bit samples are read one byte off at {where} (a byte of its data was lost "
+        f"or added, so that stretch plays as loud noise); {done}. Re-export or re-copy the file to fix it",
+        DamagedAudioWarning,
+        stacklevel=5,
+    )
+    return repair_byte_shift(pcm16, spans) if repair else pcm16
 
 
 def _wav_samples_to_float(raw: np.ndarray, header: _WavHeader, path: Path) -> np.ndarray:

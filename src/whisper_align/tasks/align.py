@@ -111,7 +111,7 @@ def align(
     """
     text = clean_text(text)  # a transcript of the wrong type fails before the audio is decoded
     config = resolve_config(config, model.alignment_time_shift)
-    samples = load_audio(audio)
+    samples = load_audio(audio, repair=not config.conformance)  # openai-whisper would not repair a damaged file
     silent = is_silent(samples)
     if silent:
         warnings.warn("the audio is silent: the word times will be spread arbitrarily", stacklevel=2)

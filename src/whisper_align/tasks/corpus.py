@@ -234,7 +234,7 @@ def _prepare(run: CorpusRun, entry: CorpusEntry) -> _Clip:
     """Audio and tokens of one entry; a typed error says why it cannot be aligned."""
     if entry.utterance is None:
         raise ManifestError(entry.problem or f"manifest line {entry.index + 1} cannot be used")
-    samples = load_audio(entry.utterance.audio)
+    samples = load_audio(entry.utterance.audio, repair=not run.config.conformance)
     tokens = prepare_text(run.tokenizer, entry.utterance.text)
     if len(samples) <= N_SAMPLES:
         check_fits(len(tokens), max(1, len(samples) // N_SAMPLES_PER_TOKEN), run.model, run.tokenizer)
