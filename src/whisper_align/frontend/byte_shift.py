@@ -7,8 +7,9 @@ with nothing to say why. The damage has a clear signature, and it can be undone 
 later, those samples are the recording's own again (one sample is lost or doubled at each such byte).
 
 The signature, per 10 ms block: in a 16-bit recording read correctly the high byte follows the waveform (it
-changes little from one sample to the next) and the low byte looks random; read one byte off, the two swap
-roles. Blocks too quiet or too noisy to tell are given the state of the blocks around them; where the state
+changes little from one sample to the next) and the low byte looks random, and in quiet sound the high byte is
+0 or -1 throughout; read one byte off, the two swap roles. Blocks that show neither (noise in both bytes, or
+near-silence) are given the state of the blocks around them; where the state
 changes, the exact sample is the one that makes the waveform smoothest on both sides.
 """
 
@@ -72,7 +73,17 @@ def _block_states(pcm16: np.ndarray) -> np.ndarray:
     high_change = np.abs(np.diff(high, axis=1)).mean(axis=1)
     shifted = (high_change >= RANDOM_BYTE_CHANGE) & (high_change >= RATIO * low_change)
     correct = (low_change >= RANDOM_BYTE_CHANGE) & (low_change >= RATIO * high_change)
+    # Quiet sound (under 1/128 of full scale) read correctly has high bytes of 0 or -1 only; read one byte off,
+    # its low bytes are (the high bytes of the sound), while the high bytes are not.
+    low_sign, high_sign = _sign_bytes_only(low), _sign_bytes_only(high)
+    shifted |= low_sign & ~high_sign
+    correct |= high_sign & ~low_sign
     return shifted.astype(np.int8) - correct.astype(np.int8)
+
+
+def _sign_bytes_only(bytes_: np.ndarray) -> np.ndarray:
+    """Per row: whether every byte is 0 or -1 (the high byte of a sample under 1/128 of full scale)."""
+    return ((bytes_ == 0) | (bytes_ == -1)).all(axis=1)
 
 
 def _fill_unclear(states: np.ndarray) -> np.ndarray:
