@@ -215,7 +215,11 @@ def test_cli_manifest_packed_and_unpacked(tmp_path, capsys):
     unpacked = outputs[True]
     assert unpacked[0] == unpacked[1]  # alone in its window, the same clip gives the same times
     for packed, alone in zip(outputs[False], unpacked):
-        assert len(packed) == len(alone) and max(abs(a - b) for a, b in zip(packed, alone)) < 0.2
+        # Packing must not move the words (a wrong offset would move them all by seconds). Alone, the refinement
+        # puts "the" (of "by the fire") on the vowel of "by", about 0.2 s early; packed, it is where the audio
+        # says: so one word may differ by that much, the rest by a frame or two.
+        differences = sorted(abs(a - b) for a, b in zip(packed, alone))
+        assert len(packed) == len(alone) and differences[-1] < 0.3 and differences[-2] < 0.05
 
 
 def test_package_level_functions_are_not_shadowed_by_their_modules():
