@@ -151,3 +151,25 @@ def test_a_damaged_timit_clip_aligns_as_well_as_an_intact_one_once_repaired(tiny
     assert [(w.start, w.end) for w in conformance.words] == [(w.start, w.end) for w in unrepaired_conformance.words]
     [line] = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [(w["start"], w["end"]) for w in line["words"]] == [(w.start, w.end) for w in repaired.words]
+
+
+def test_transcribe_repairs_a_damaged_file_except_in_conformance_mode(tiny_en: Whisper):
+    from whisper_align.tasks.transcribe import transcribe
+
+    row = next(r for r in manifest_rows(support.TIMIT) if r["id"] == DAMAGED_ID)
+    path = str(support.TIMIT_DIR / row["audio"])
+    conformance = AlignmentConfig(mode="conformance")
+
+    def words(audio: object, config: AlignmentConfig | None = None) -> list[tuple[str, float, float]]:
+        result = transcribe(  # no temperature fallback: it samples, and unrepaired audio falls back
+            tiny_en, audio, word_timestamps=True, alignment_config=config, language="en", temperature=0.0
+        )
+        return [(w.word, w.start, w.end) for s in result.segments for w in s.words]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        repaired, kept = load_audio(path), load_audio(path, repair=False)
+        assert words(path) == words(repaired) != words(kept)
+        assert words(path, conformance) == words(kept, conformance)
+        said = " ".join(w.strip(" ,.") for w, _, _ in words(path)).lower()
+        assert said == "don't ask me to carry an oily rag like that"  # what the speaker says (the manifest's text)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ from ..frontend.audio import (
     N_FRAMES,
     N_SAMPLES,
     SAMPLE_RATE,
+    load_audio,
     log_mel_spectrogram,
     pad_or_trim,
 )
@@ -107,13 +109,15 @@ def transcribe(
     temperatures = _temperatures(temperature)
     language = _language_code(language, model) if language is not None else None
 
+    config = _word_config(model, alignment_config, prepend_punctuations, append_punctuations)
+    if isinstance(audio, (str, Path)):  # conformance hears a damaged file as openai-whisper would: unrepaired
+        audio = load_audio(audio, repair=not config.conformance)
     mel = log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)  # 30 s of silence to slice into
     content_frames = mel.shape[-1] - N_FRAMES
     if language is None:
         language = _detect_language(model, mel, verbose)
     if word_timestamps and task == "translate":
         warnings.warn("word-level timestamps on translations may not be reliable", stacklevel=2)
-    config = _word_config(model, alignment_config, prepend_punctuations, append_punctuations)
     settings = _Settings(
         tokenizer=get_tokenizer(model, language=language, task=task),
         decode_options=dict(decode_options, language=language, task=task, beam_size=beam_size, best_of=best_of),
