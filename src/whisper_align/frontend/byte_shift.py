@@ -29,7 +29,8 @@ MIN_SHIFTED_BLOCKS = 5
 def byte_shifted_spans(pcm16: np.ndarray) -> list[tuple[int, int]]:
     """The spans ``[start, end)`` (sample indices) of ``pcm16`` (mono int16, as read from the file) whose samples
     are read one byte off; empty for a recording read correctly."""
-    if pcm16.size < BLOCK * MIN_SHIFTED_BLOCKS or not (pcm16.view(np.uint8)[0::2]).any():
+    pcm16 = np.ascontiguousarray(pcm16, dtype="<i2")
+    if pcm16.size < BLOCK * MIN_SHIFTED_BLOCKS or not pcm16.view(np.uint8)[0::2].any():
         return []  # too short to judge, or 8-bit audio stored in 16 bits (its low bytes are all zero)
     states = _block_states(pcm16)
     if (states > 0).sum() < MIN_SHIFTED_BLOCKS:
