@@ -17,26 +17,17 @@ REPO = Path(__file__).resolve().parents[1]
 TIMIT = support.TIMIT_DIR / "audio"
 
 
-def timit_files(n: int) -> list[Path]:
-    files = sorted(TIMIT.glob("*/*.wav"))
-    if not files:
-        pytest.skip(f"evaluation audio not found under {TIMIT}")
-    return files[:: max(1, len(files) // n)][:n]
-
-
-def intact_timit_files(n: int) -> list[Path]:
-    """timit-dev WAVs none of whose samples are read one byte off (a quarter of them are: see test_byte_shift)."""
+def timit_files(n: int, intact: bool = False) -> list[Path]:
+    """``n`` timit-dev WAVs spread over the set; ``intact``: only those none of whose samples are read one byte
+    off (a quarter of them are: see test_byte_shift)."""
     from whisper_align.frontend.byte_shift import byte_shifted_spans
 
-    files = [p for p in sorted(TIMIT.glob("*/*.wav")) if not byte_shifted_spans(wav_ints(p))]
+    files = sorted(TIMIT.glob("*/*.wav"))
+    if intact:
+        files = [p for p in files if not byte_shifted_spans(support.wav_ints(p))]
     if not files:
         pytest.skip(f"evaluation audio not found under {TIMIT}")
     return files[:: max(1, len(files) // n)][:n]
-
-
-def wav_ints(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as f:
-        return np.frombuffer(f.readframes(f.getnframes()), "<i2")
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
@@ -172,7 +163,7 @@ def test_pad_or_trim_default_is_thirty_seconds():
 
 
 def test_load_audio_reads_16k_wav_exactly():
-    path = intact_timit_files(1)[0]
+    path = timit_files(1, intact=True)[0]
     with wave.open(str(path)) as f:
         assert f.getframerate() == 16000 and f.getnchannels() == 1
         expected = np.frombuffer(f.readframes(f.getnframes()), "<i2").astype(np.float32) / 32768
@@ -182,7 +173,7 @@ def test_load_audio_reads_16k_wav_exactly():
 
 
 def test_plain_wavs_skip_ffmpeg_and_give_ffmpegs_samples(monkeypatch):
-    files = intact_timit_files(6)  # (FFmpeg's path does not repair damaged ones)
+    files = timit_files(6, intact=True)  # (FFmpeg's path does not repair damaged ones)
     direct = [A.load_audio(path) for path in files]
     assert all(A._read_plain_wav(path, 16000) is not None for path in files)  # the fast path was taken
     monkeypatch.setattr(A, "_read_plain_wav", lambda path, rate, repair=True: None)  # force PyAV / FFmpeg

@@ -29,11 +29,6 @@ def manifest_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wav_ints(path: Path) -> np.ndarray:
-    with wave.open(str(path)) as f:
-        return np.frombuffer(f.readframes(f.getnframes()), "<i2").copy()
-
-
 def write_wav(path: Path, ints: np.ndarray) -> Path:
     with wave.open(str(path), "wb") as f:
         f.setnchannels(1)
@@ -61,7 +56,7 @@ def intact() -> list[np.ndarray]:
     for manifest in (support.TIMIT, support.FESTIVAL):
         rows = manifest_rows(manifest)
         for row in rows[::13]:
-            ints = wav_ints(manifest.parent / row["audio"])
+            ints = support.wav_ints(manifest.parent / row["audio"])
             if not byte_shifted_spans(ints):
                 out.append(ints)
     return out[:12]
@@ -105,7 +100,7 @@ def test_sound_that_is_not_damaged_is_left_alone(intact: list[np.ndarray]):
 
 def test_the_damaged_timit_clips_are_found():
     rows = manifest_rows(support.TIMIT)
-    flagged = {r["id"] for r in rows if byte_shifted_spans(wav_ints(support.TIMIT_DIR / r["audio"]))}
+    flagged = {r["id"] for r in rows if byte_shifted_spans(support.wav_ints(support.TIMIT_DIR / r["audio"]))}
     assert len(flagged) == 20 and DAMAGED_ID in flagged
     assert {r["speaker"] for r in rows if r["id"] in flagged} >= {"dr1-fvmh0", "dr4-maeb0", "dr2-faem0"}
 

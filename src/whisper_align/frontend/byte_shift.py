@@ -88,10 +88,9 @@ def _sign_bytes_only(bytes_: np.ndarray) -> np.ndarray:
 
 
 def _fill_unclear(states: np.ndarray) -> np.ndarray:
-    """Each unclear block (0) takes the state of the nearest clear block before it (after it at the start)."""
+    """Each unclear block (0) takes the state of the nearest clear block before it (after it at the start);
+    ``states`` holds at least one clear block."""
     clear = np.flatnonzero(states)
-    if clear.size == 0:
-        return np.full_like(states, -1)
     index = np.searchsorted(clear, np.arange(len(states)), side="right") - 1
     return states[clear[np.maximum(index, 0)]]
 
